@@ -1,0 +1,77 @@
+// npm test: type-check, prepare a real PostgreSQL (embedded unless
+// TEST_DATABASE_URL is set), migrate one template database, then run tap.
+// Each test file clones the template (test/helper.ts). Ends with one line
+// "N passed, N failed" counting the tests inside every file.
+import { spawn, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { openEmbedded } from '../src/db/embedded.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { createPool } from '../src/db/pool.ts'
+
+const root = path.resolve(import.meta.dirname, '..')
+const bin = (name: string) => path.join(root, 'node_modules', '.bin', name)
+const args = process.argv.slice(2)
+
+if (!process.env.SKIP_TYPECHECK) {
+  const typecheck = spawnSync(bin('tsc'), ['--noEmit', '-p', root], { stdio: 'inherit' })
+  if (typecheck.status !== 0) {
+    console.log('0 passed, 1 failed (type check)')
+    process.exit(1)
+  }
+}
+
+let adminUrl = process.env.TEST_DATABASE_URL
+let stopEmbedded = async () => {}
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'learning-events-test-'))
+if (!adminUrl) {
+  fs.chmodSync(scratch, 0o711)
+  const server = await openEmbedded(scratch)
+  adminUrl = server.url
+  stopEmbedded = server.stop
+}
+const template = `template_${randomBytes(5).toString('hex')}`
+const admin = createPool(adminUrl, { max: 1 })
+await admin.unsafe(`create database "${template}"`)
+const templateUrl = new URL(adminUrl)
+templateUrl.pathname = `/${template}`
+const templateSql = createPool(templateUrl.toString(), { max: 1 })
+await migrate(templateSql, { retentionDays: 30, aheadDays: 7 })
+await templateSql.end()
+
+let passed = 0
+let failed = 0
+const exitCode = await new Promise<number>((resolve) => {
+  const tap = spawn(bin('tap'), ['--reporter=tap', ...args], {
+    cwd: root,
+    env: { ...process.env, TEST_ADMIN_URL: adminUrl, TEST_TEMPLATE_DB: template, SCRATCH_DIR: scratch },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let buffer = ''
+  let fileFailures = 0
+  tap.stdout.on('data', (chunk: Buffer) => {
+    process.stdout.write(chunk)
+    buffer += chunk.toString()
+    const lines = buffer.split('\n')
+    buffer = lines.pop() ?? ''
+    for (const line of lines) {
+      if (/^ {4}ok \d+/.test(line)) passed++
+      else if (/^ {4}not ok \d+/.test(line)) (failed++, fileFailures++)
+      else if (/^not ok \d+/.test(line)) {
+        // A file that failed without a failing test inside (crash, timeout) counts once.
+        if (fileFailures === 0) failed++
+        fileFailures = 0
+      } else if (/^ok \d+/.test(line)) fileFailures = 0
+    }
+  })
+  tap.on('close', (code) => resolve(code ?? 1))
+})
+
+await admin.unsafe(`drop database if exists "${template}" with (force)`).catch(() => {})
+await admin.end()
+await stopEmbedded()
+fs.rmSync(scratch, { recursive: true, force: true })
+console.log(`${passed} passed, ${failed} failed`)
+process.exit(exitCode === 0 && failed === 0 ? 0 : 1)

@@ -1,0 +1,34 @@
+// npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]
+// Mints a JWT with AUTH_JWT_SECRET, or the embedded mode's dev secret.
+import { parseArgs } from 'node:util'
+import { loadConfigOrExit } from '../src/config.ts'
+import { withDevSecret } from '../src/api/server.ts'
+import { isRole } from '../src/auth/principal.ts'
+import { mintToken } from '../src/auth/tokens.ts'
+
+const { values } = parseArgs({
+  options: {
+    user: { type: 'string' },
+    org: { type: 'string' },
+    role: { type: 'string', default: 'learner' },
+    ttl: { type: 'string', default: '1h' },
+  },
+})
+const fail = (message: string) => {
+  console.error(message)
+  process.exit(2)
+}
+if (!values.user) fail('usage: npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]')
+if (!isRole(values.role)) fail(`--role must be one of learner, instructor, admin, service`)
+const config = withDevSecret(loadConfigOrExit())
+if (!config.AUTH_JWT_SECRET) fail('AUTH_JWT_SECRET is not set, so there is nothing to sign with')
+console.log(
+  await mintToken(config.AUTH_JWT_SECRET!, {
+    userId: values.user!,
+    ...(values.org ? { orgId: values.org } : {}),
+    role: values.role as 'learner',
+    ttl: values.ttl!,
+    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
+    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+  }),
+)

@@ -1,0 +1,74 @@
+// The single error handler: maps every failure to the coded catalogue and a
+// uniform body { statusCode, code, error, message }. The real message is only
+// returned below 500; 5xx bodies never echo internals.
+import { STATUS_CODES } from 'node:http'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { Errors, type ErrorCode } from '../errors.ts'
+
+/** Seconds clients should wait after a 503. */
+export const RETRY_AFTER_SECONDS = 2
+
+type CodedError = FastifyError & { code: ErrorCode }
+
+// postgres.js connection failures and transient server conditions: retryable.
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED',
+  'CONNECTION_ENDED', 'CONNECTION_DESTROYED',
+  '57P01', '57P02', '57P03', // admin shutdown, crash shutdown, cannot connect now
+  '53300', // too many connections
+  '40P01', '40001', // deadlock (resolved by aborting us), serialization failure
+  '57014', // statement timeout
+])
+
+function validationError(error: FastifyError): CodedError {
+  const context = (error as { validationContext?: string }).validationContext
+  const first = error.validation?.[0]
+  if (context === 'body' && first?.keyword === 'maxItems' && first.instancePath === '/events') {
+    return new Errors.TOO_MANY_EVENTS(String((first.params as { limit?: number }).limit ?? '')) as CodedError
+  }
+  const detail = error.message.replace(/^(body|querystring|params|headers)\/?/, '$1 ')
+  if (context === 'querystring') return new Errors.INVALID_QUERY(detail) as CodedError
+  if (context === 'params') return new Errors.INVALID_PARAMS(detail) as CodedError
+  return new Errors.INVALID_BODY(detail) as CodedError
+}
+
+export function toCodedError(error: FastifyError, bodyLimit: number): CodedError {
+  if (error.code && error.code in Errors) return error as CodedError
+  if (error.validation) return validationError(error)
+  switch (error.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new Errors.PAYLOAD_TOO_LARGE(String(bodyLimit)) as CodedError
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new Errors.UNSUPPORTED_MEDIA_TYPE('an unsupported type') as CodedError
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new Errors.INVALID_JSON('the body is empty') as CodedError
+  }
+  if (error.code && UNAVAILABLE_CODES.has(error.code)) {
+    return new Errors.DATABASE_UNAVAILABLE(String(RETRY_AFTER_SECONDS)) as CodedError
+  }
+  // Body parser failures (malformed JSON, __proto__ / constructor poisoning).
+  if (error.statusCode === 400) return new Errors.INVALID_JSON(error.message.slice(0, 200)) as CodedError
+  if (error.statusCode === 429) return new Errors.RATE_LIMITED(String(error.message.match(/\d+/)?.[0] ?? 1)) as CodedError
+  if (error.statusCode === 503) return new Errors.OVERLOADED(String(RETRY_AFTER_SECONDS)) as CodedError
+  return new Errors.INTERNAL() as CodedError
+}
+
+export function errorBody(statusCode: number, code: string, message: string) {
+  return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
+}
+
+export function createErrorHandler(bodyLimit: number) {
+  return function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const coded = toCodedError(error, bodyLimit)
+    const statusCode = coded.statusCode ?? 500
+    if (statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+    }
+    if ((statusCode === 503 || statusCode === 429) && !reply.hasHeader('retry-after')) {
+      reply.header('retry-after', String(statusCode === 503 ? RETRY_AFTER_SECONDS : 1))
+    }
+    const message = statusCode >= 500 && coded.code === 'INTERNAL' ? 'Internal server error' : coded.message
+    return reply.code(statusCode).send(errorBody(statusCode, coded.code, message))
+  }
+}

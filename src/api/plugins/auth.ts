@@ -1,0 +1,36 @@
+// Bearer-token authentication for every route that does not declare
+// `config: { public: true }`. Runs at onRequest, before the body is read.
+import fp from 'fastify-plugin'
+import { createVerifier, TokenError, type VerifierOptions } from '../../auth/tokens.ts'
+import type { Principal } from '../../auth/principal.ts'
+import { Errors } from '../../errors.ts'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal
+  }
+  interface FastifyContextConfig {
+    public?: boolean
+  }
+}
+
+export default fp<VerifierOptions>(
+  async (app, options) => {
+    const verify = createVerifier(options)
+    app.decorateRequest('principal', null as unknown as Principal)
+    app.addHook('onRequest', async (request) => {
+      if (request.is404 || request.routeOptions.config.public) return
+      const header = request.headers.authorization
+      if (!header) throw new Errors.UNAUTHORIZED('missing Authorization header')
+      const [scheme, token] = header.split(' ')
+      if (scheme?.toLowerCase() !== 'bearer' || !token) throw new Errors.UNAUTHORIZED('Authorization must be "Bearer <token>"')
+      try {
+        request.principal = await verify(token)
+      } catch (error) {
+        if (error instanceof TokenError) throw new Errors.UNAUTHORIZED(error.message)
+        throw error
+      }
+    })
+  },
+  { name: 'auth' },
+)

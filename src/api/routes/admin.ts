@@ -1,0 +1,110 @@
+// Org administration: courses and assignments (contract section 6). An
+// assignment links a user and course to an org, so its arrival replays that
+// user's deferred events.
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from 'typebox'
+import { canAdministerOrg } from '../../auth/principal.ts'
+import { Errors } from '../../errors.ts'
+import { ErrorResponse, Id } from '../schemas/events.ts'
+
+const OrgParams = Type.Object({ orgId: Id })
+
+const CoursesBody = Type.Object({
+  courses: Type.Array(
+    Type.Object(
+      {
+        courseId: Id,
+        lessonCount: Type.Integer({ minimum: 0, maximum: 100000 }),
+        category: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+      },
+      { additionalProperties: false },
+    ),
+    { minItems: 1, maxItems: 1000 },
+  ),
+})
+
+const AssignmentsBody = Type.Object({
+  assignments: Type.Array(
+    Type.Object(
+      {
+        userId: Id,
+        courseId: Id,
+        role: Type.Optional(Type.Union([Type.Literal('learner'), Type.Literal('instructor')])),
+      },
+      { additionalProperties: false },
+    ),
+    { minItems: 1, maxItems: 5000 },
+  ),
+})
+
+const Replayed = Type.Object({ progress: Type.Integer(), analytics: Type.Integer() })
+
+/** Replays at most this many rounds inline; the worker's schedule does the rest. */
+const MAX_INLINE_REPLAY_ROUNDS = 10
+
+const adminRoutes: FastifyPluginAsync = async (app) => {
+  const requireAdmin = (principal: Parameters<typeof canAdministerOrg>[0], orgId: string) => {
+    if (!canAdministerOrg(principal, orgId)) throw new Errors.FORBIDDEN(`an admin or service token of org ${orgId} is required`)
+  }
+
+  app.put(
+    '/api/v1/orgs/:orgId/courses',
+    {
+      schema: {
+        tags: ['admin'],
+        params: OrgParams,
+        body: CoursesBody,
+        response: { 200: Type.Object({ upserted: Type.Integer() }), '4xx': ErrorResponse },
+      },
+    },
+    async (request) => {
+      const { orgId } = request.params as Static<typeof OrgParams>
+      requireAdmin(request.principal, orgId)
+      const { courses } = request.body as Static<typeof CoursesBody>
+      const result = await app.sql`
+        insert into courses as c (org_id, course_id, lesson_count, category)
+        select distinct on (x."courseId") ${orgId}, x."courseId", x."lessonCount", x.category
+        from json_to_recordset(${JSON.stringify(courses)}::text::json) with ordinality
+          as x("courseId" text, "lessonCount" integer, category text, n bigint)
+        order by x."courseId", x.n desc
+        on conflict (org_id, course_id) do update set
+          lesson_count = excluded.lesson_count, category = excluded.category, updated_at = now()`
+      return { upserted: result.count }
+    },
+  )
+
+  app.put(
+    '/api/v1/orgs/:orgId/assignments',
+    {
+      schema: {
+        tags: ['admin'],
+        params: OrgParams,
+        body: AssignmentsBody,
+        response: { 200: Type.Object({ upserted: Type.Integer(), replayed: Replayed }), '4xx': ErrorResponse },
+      },
+    },
+    async (request) => {
+      const { orgId } = request.params as Static<typeof OrgParams>
+      requireAdmin(request.principal, orgId)
+      const { assignments } = request.body as Static<typeof AssignmentsBody>
+      const result = await app.sql`
+        insert into assignments as a (org_id, user_id, course_id, role)
+        select distinct on (x."userId", x."courseId") ${orgId}, x."userId", x."courseId", coalesce(x.role, 'learner')
+        from json_to_recordset(${JSON.stringify(assignments)}::text::json) with ordinality
+          as x("userId" text, "courseId" text, role text, n bigint)
+        order by x."userId", x."courseId", x.n desc
+        on conflict (org_id, user_id, course_id) do update set role = excluded.role`
+      const users = [...new Set(assignments.map((a) => a.userId))]
+      const replayed = { progress: 0, analytics: 0 }
+      for (let round = 0; round < MAX_INLINE_REPLAY_ROUNDS; round++) {
+        const rows = await app.sql<{ stream: 'progress' | 'analytics'; replayed: number }[]>`
+          select stream, replayed from replay_dead_letter(${users}::text[])`
+        for (const row of rows) replayed[row.stream] += row.replayed
+        if (rows.length === 0) break
+      }
+      return { upserted: result.count, replayed }
+    },
+  )
+}
+
+export default adminRoutes

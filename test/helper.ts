@@ -1,0 +1,114 @@
+// Test harness: every test file gets its own database, cloned from a template
+// that scripts/test.ts migrated once per run, and an app torn down per test.
+import { randomBytes, randomUUID } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import type { Test } from 'tap'
+import { buildApp, type AppConfig } from '../src/api/app.ts'
+import { mintToken, type MintOptions } from '../src/auth/tokens.ts'
+import { createPool, type Sql } from '../src/db/pool.ts'
+
+export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!'
+
+export const testConfig: AppConfig = {
+  MAX_BATCH_EVENTS: 100,
+  MAX_BATCH_BYTES: 262144,
+  RETENTION_DAYS: 30,
+  MAX_FUTURE_MS: 86400000,
+  LAG_SLO_MS: 250,
+  AUTH_JWT_SECRET: TEST_SECRET,
+  DB_POOL_MAX: 10,
+  LOG_LEVEL: (process.env.TEST_LOG_LEVEL as AppConfig['LOG_LEVEL'] | undefined) ?? 'silent',
+}
+
+function requireEnv(name: string): string {
+  const value = process.env[name]
+  if (!value) throw new Error(`${name} is not set: run tests with \`npm test\` (scripts/test.ts prepares the database)`)
+  return value
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url)
+  parsed.pathname = `/${database}`
+  return parsed.toString()
+}
+
+/** A fresh, migrated database for this test, dropped when it ends. */
+export async function testDatabase(t: Test): Promise<string> {
+  const adminUrl = requireEnv('TEST_ADMIN_URL')
+  const template = requireEnv('TEST_TEMPLATE_DB')
+  const name = `test_${randomBytes(6).toString('hex')}`
+  const admin = createPool(adminUrl, { max: 1 })
+  await admin.unsafe(`create database "${name}" template "${template}"`)
+  await admin.end()
+  t.teardown(async () => {
+    const admin = createPool(adminUrl, { max: 1 })
+    await admin.unsafe(`drop database if exists "${name}" with (force)`)
+    await admin.end()
+  })
+  return withDatabase(adminUrl, name)
+}
+
+/** A pool on the test's database, closed when the test ends. */
+export function testPool(t: Test, url: string, max = 4): Sql {
+  const sql = createPool(url, { max, applicationName: 'test' })
+  t.teardown(() => sql.end({ timeout: 5 }))
+  return sql
+}
+
+export interface Harness {
+  app: FastifyInstance
+  sql: Sql
+  url: string
+  token(userId: string, options?: Omit<MintOptions, 'userId'>): Promise<string>
+}
+
+/** Builds the app on a fresh database; closes it (and the database) after the test. */
+export async function build(t: Test, overrides: Partial<AppConfig> = {}): Promise<Harness> {
+  const url = await testDatabase(t)
+  const app = await buildApp({ config: { ...testConfig, ...overrides }, databaseUrl: url })
+  await app.ready()
+  t.teardown(() => app.close())
+  const sql = testPool(t, url)
+  return { app, sql, url, token: (userId, options = {}) => mintToken(TEST_SECRET, { userId, ...options }) }
+}
+
+/** Courses and learner assignments in one org, straight into the tables. */
+export async function seedOrg(
+  sql: Sql,
+  orgId: string,
+  courses: { courseId: string; lessonCount: number }[],
+  learners: string[],
+): Promise<void> {
+  for (const course of courses) {
+    await sql`insert into courses (org_id, course_id, lesson_count) values (${orgId}, ${course.courseId}, ${course.lessonCount})`
+    for (const userId of learners) {
+      await sql`insert into assignments (org_id, user_id, course_id) values (${orgId}, ${userId}, ${course.courseId})`
+    }
+  }
+}
+
+export const isoAgo = (ms: number, now = Date.now()) => new Date(now - ms).toISOString()
+
+export function progressEvent(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    eventId: randomUUID(),
+    courseId: 'course-1',
+    lessonId: 'lesson-1',
+    type: 'lesson_progress',
+    progress: 50,
+    timeSpentMs: 1000,
+    occurredAt: isoAgo(60000),
+    ...overrides,
+  }
+}
+
+export function analyticsEvent(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    eventId: randomUUID(),
+    name: 'lesson.view',
+    occurredAt: isoAgo(60000),
+    courseId: 'course-1',
+    properties: { page: 1 },
+    ...overrides,
+  }
+}
