@@ -1,0 +1,35 @@
+// What a background job is, independent of the queue library that runs it.
+// Worker processes run every definition in src/workers/registry.ts; the API
+// enqueues by name through `app.jobs` (src/api/plugins/jobs.ts).
+import type { Logger } from 'pino'
+import type { Config } from '../config.ts'
+import type { Sql } from '../db/pool.ts'
+
+export interface JobContext {
+  sql: Sql
+  config: Config
+  log: Logger
+  /** Aborted on SIGTERM: handlers stop between bounded chunks. */
+  signal: AbortSignal
+  /** The queue job id, when run by a worker. */
+  jobId?: string
+}
+
+export interface JobDefinition<Data extends object = object> {
+  /** Queue name, also the `npm run` one-shot's job name where there is one. */
+  name: string
+  /** UTC cron schedule, if the job also runs on a schedule. */
+  cron?: (config: Config) => string | undefined
+  /** Jobs of this queue one worker process runs at once. */
+  concurrency?: number
+  /** Attempts after the first failure. */
+  retryLimit?: number
+  /** Seconds a run may take before it is retried. */
+  expireInSeconds?: number
+  handler(data: Data, context: JobContext): Promise<object | void>
+}
+
+/** Erases the type of a definition's data so definitions can share a list. */
+export function job<Data extends object>(definition: JobDefinition<Data>): JobDefinition {
+  return definition as unknown as JobDefinition
+}
