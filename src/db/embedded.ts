@@ -88,11 +88,11 @@ function alive(pid: number): boolean {
   }
 }
 
-function freePort(): Promise<number> {
+function freePort(preferred = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', (error) => (preferred ? freePort().then(resolve, reject) : reject(error)))
+    server.listen(preferred, '127.0.0.1', () => {
       const { port } = server.address() as net.AddressInfo
       server.close(() => resolve(port))
     })
@@ -155,7 +155,12 @@ async function start(
       fs.rmSync(pwfile, { force: true })
     }
   }
-  const port = await freePort()
+  // The same port as last time when it is free, so clients that outlive a
+  // restart of the server (and anyone's saved psql URL) reconnect.
+  const portFile = path.join(dataDir, 'pg.port')
+  const previous = Number.parseInt(fs.existsSync(portFile) ? fs.readFileSync(portFile, 'utf8') : '', 10)
+  const port = await freePort(Number.isInteger(previous) && previous > 0 ? previous : 0)
+  fs.writeFileSync(portFile, `${port}\n`)
   const options = [
     `-p ${port}`,
     '-c listen_addresses=127.0.0.1',

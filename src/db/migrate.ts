@@ -18,7 +18,9 @@ export interface Migration {
   body: string
 }
 
-export class MigrationError extends Error {}
+export class MigrationError extends Error {
+  override name = 'MigrationError'
+}
 
 export function readMigrations(dir = SQL_DIR): Migration[] {
   return fs

@@ -33,3 +33,146 @@ t.test('analytics batch: accepted, deferred without any assignment', async (t) =
   const single = await post(h, '/api/analytics/events', await h.token('alice'), analyticsEvent({ occurredAt: isoAgo(40 * 86400000) }))
   t.equal(single.json().rejected[0].code, 'too_old')
 })
+
+const DAY = 86400000
+
+t.test('one invalid event among valid ones is rejected by index; the rest are stored', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const events = [
+    progressEvent(),
+    progressEvent({ progress: 'fifty' }),
+    progressEvent({ type: 'lesson_progress', progress: undefined }),
+    progressEvent({ eventId: 'not-a-uuid' }),
+    progressEvent({ occurredAt: '2026-13-45T99:00:00Z' }),
+    'not an object',
+    progressEvent({ lessonId: 'lesson-2' }),
+  ]
+  const res = await post(h, '/api/client/progress/batch', await h.token('alice'), { events })
+  t.equal(res.statusCode, 200)
+  const body = res.json()
+  t.equal(body.accepted, 2)
+  t.same(body.rejected.map((r: { index: number; code: string }) => [r.index, r.code]), [
+    [1, 'invalid_event'], [2, 'invalid_event'], [3, 'invalid_event'], [4, 'invalid_event'], [5, 'invalid_event'],
+  ])
+  t.equal(body.accepted + body.duplicates + body.deferred + body.rejected.length, events.length, 'every event accounted once')
+  const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from progress_events`
+  t.equal(row?.n, 2)
+})
+
+t.test('too_old and in_future at their boundaries; partitions exist where the contract says', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const now = Date.now()
+  const margin = 5000 // request latency between building the events and the server's clock
+  const events = [
+    progressEvent({ occurredAt: new Date(now - 30 * DAY + margin).toISOString() }),
+    progressEvent({ occurredAt: new Date(now - 30 * DAY - margin).toISOString() }),
+    progressEvent({ occurredAt: new Date(now + DAY - margin).toISOString() }),
+    progressEvent({ occurredAt: new Date(now + DAY + margin).toISOString() }),
+  ]
+  const res = await post(h, '/api/client/progress/batch', await h.token('alice'), { events })
+  const body = res.json()
+  t.equal(body.accepted, 2, 'just inside the window on both sides is stored')
+  t.same(body.rejected.map((r: { index: number; code: string }) => [r.index, r.code]), [[1, 'too_old'], [3, 'in_future']])
+  const [range] = await h.sql<{ from_day: string; to_day: string }[]>`select from_day::text, to_day::text from partition_range('progress_events')`
+  const day = (offset: number) => new Date(now + offset * DAY).toISOString().slice(0, 10)
+  t.equal(range?.from_day, day(-30), 'partitions reach RETENTION_DAYS back')
+  t.equal(range?.to_day, day(7), 'and PARTITIONS_AHEAD_DAYS ahead')
+})
+
+t.test('prototype keys and oversized properties are rejected and nothing is written', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const token = await h.token('alice')
+  const events = [
+    analyticsEvent({ properties: { prototype: { x: 1 } } }),
+    analyticsEvent({ properties: { nested: { constructor: 1 } } }),
+    analyticsEvent({ properties: { big: 'x'.repeat(9000) } }),
+    analyticsEvent({ properties: { a: { b: { c: { d: { e: 1 } } } } } }),
+    analyticsEvent({ name: 'Not Valid!' }),
+  ]
+  const res = await post(h, '/api/analytics/events/batch', token, { events })
+  t.equal(res.statusCode, 200)
+  t.same(res.json().rejected.map((r: { code: string }) => r.code), Array(5).fill('invalid_event'))
+  const poisoned = await h.app.inject({
+    method: 'POST',
+    url: '/api/analytics/events/batch',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    payload: `{"events":[{"eventId":"${crypto.randomUUID()}","name":"x","occurredAt":"${new Date().toISOString()}","properties":{"constructor":{"prototype":{"polluted":1}}}}]}`,
+  })
+  t.equal(poisoned.statusCode, 400)
+  const [row] = await h.sql<{ n: number }[]>`select (select count(*) from analytics_events) + (select count(*) from dead_letter_events) as n`
+  t.equal(row?.n, 0)
+})
+
+t.test('20 concurrent posts of one batch store each event exactly once', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const token = await h.token('alice')
+  const events = Array.from({ length: 10 }, (_, i) => progressEvent({ lessonId: `lesson-${i % 3}`, timeSpentMs: 1000 }))
+  const responses = await Promise.all(Array.from({ length: 20 }, () => post(h, '/api/client/progress/batch', token, { events })))
+  t.ok(responses.every((r) => r.statusCode === 200), 'all answered 200')
+  const accepted = responses.reduce((sum, r) => sum + r.json().accepted, 0)
+  const duplicates = responses.reduce((sum, r) => sum + r.json().duplicates, 0)
+  t.equal(accepted, 10, 'each event accepted exactly once across all posts')
+  t.equal(duplicates, 190)
+  const [row] = await h.sql<{ n: number; ms: number }[]>`
+    select (select count(*)::int from progress_events) as n, (select sum(time_spent_ms)::int from user_lesson_progress) as ms`
+  t.equal(row?.n, 10)
+  t.equal(row?.ms, 10000, 'time spent counted once per distinct event')
+})
+
+t.test('overlapping concurrent batches for one learner never deadlock', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 5 }, { courseId: 'course-2', lessonCount: 5 }], ['alice'])
+  const token = await h.token('alice')
+  const pool = Array.from({ length: 60 }, (_, i) =>
+    progressEvent({ courseId: `course-${1 + (i % 2)}`, lessonId: `lesson-${i % 5}`, type: i % 7 === 0 ? 'lesson_completed' : 'lesson_progress', progress: i % 100 }),
+  )
+  // 12 batches, each an overlapping window of the pool in a different order.
+  const batches = Array.from({ length: 12 }, (_, b) => {
+    const slice = pool.slice((b * 4) % 40, ((b * 4) % 40) + 20)
+    return b % 2 ? slice.reverse() : slice
+  })
+  const responses = await Promise.all(batches.map((events) => post(h, '/api/client/progress/batch', token, { events })))
+  t.same(responses.map((r) => r.statusCode), Array(12).fill(200), 'no batch failed (a deadlock would be a 503)')
+  const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from progress_events`
+  const distinct = new Set(batches.flat().map((e) => e.eventId)).size
+  t.equal(row?.n, distinct)
+  t.equal(responses.reduce((sum, r) => sum + r.json().accepted, 0), distinct)
+})
+
+t.test('deferred events update progress exactly once after the assignment arrives', async (t) => {
+  const h = await build(t)
+  await h.sql`insert into courses (org_id, course_id, lesson_count) values ('org-a', 'course-1', 2)`
+  const token = await h.token('carol', { orgId: 'org-a' })
+  const events = [progressEvent({ lessonId: 'lesson-1', type: 'lesson_completed', timeSpentMs: 500 }), progressEvent({ lessonId: 'lesson-2', timeSpentMs: 700 })]
+  const first = await post(h, '/api/client/progress/batch', token, { events })
+  t.same(first.json(), { accepted: 0, duplicates: 0, deferred: 2, rejected: [] })
+  const retry = await post(h, '/api/client/progress/batch', token, { events })
+  t.same(retry.json(), { accepted: 0, duplicates: 2, deferred: 0, rejected: [] }, 'a retried deferred event is a duplicate')
+
+  const admin = await h.token('admin-1', { orgId: 'org-a', role: 'admin' })
+  const assign = () =>
+    h.app.inject({
+      method: 'PUT',
+      url: '/api/v1/orgs/org-a/assignments',
+      headers: { authorization: `Bearer ${admin}` },
+      payload: { assignments: [{ userId: 'carol', courseId: 'course-1' }] },
+    })
+  const assigned = await assign()
+  t.equal(assigned.statusCode, 200)
+  t.same(assigned.json(), { upserted: 1, replayed: { progress: 2, analytics: 0 } })
+  t.same((await assign()).json().replayed, { progress: 0, analytics: 0 }, 'a second assignment replays nothing')
+  const afterwards = await post(h, '/api/client/progress/batch', token, { events })
+  t.same(afterwards.json(), { accepted: 0, duplicates: 2, deferred: 0, rejected: [] })
+
+  const progress = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${token}` } })
+  const [course] = progress.json().courses
+  t.equal(course.lessonsCompleted, 1)
+  t.equal(course.progressPct, 50)
+  t.equal(course.timeSpentMs, 1200, 'each deferred event counted once')
+  const [left] = await h.sql<{ n: number }[]>`select count(*)::int as n from dead_letter_events`
+  t.equal(left?.n, 0)
+})

@@ -39,6 +39,11 @@ const AssignmentsBody = Type.Object({
 
 const Replayed = Type.Object({ progress: Type.Integer(), analytics: Type.Integer() })
 
+/** One item per key, the last one given: an upsert may not touch a row twice. */
+function lastWins<Item>(items: Item[], key: (item: Item) => string): Item[] {
+  return [...new Map(items.map((item) => [key(item), item])).values()]
+}
+
 /** Replays at most this many rounds inline; the worker's schedule does the rest. */
 const MAX_INLINE_REPLAY_ROUNDS = 10
 
@@ -63,10 +68,10 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       const { courses } = request.body as Static<typeof CoursesBody>
       const result = await app.sql`
         insert into courses as c (org_id, course_id, lesson_count, category)
-        select distinct on (x."courseId") ${orgId}, x."courseId", x."lessonCount", x.category
-        from json_to_recordset(${JSON.stringify(courses)}::text::json) with ordinality
-          as x("courseId" text, "lessonCount" integer, category text, n bigint)
-        order by x."courseId", x.n desc
+        select ${orgId}, x."courseId", x."lessonCount", x.category
+        from json_to_recordset(${JSON.stringify(lastWins(courses, (c) => c.courseId))}::text::json)
+          as x("courseId" text, "lessonCount" integer, category text)
+        order by x."courseId"
         on conflict (org_id, course_id) do update set
           lesson_count = excluded.lesson_count, category = excluded.category, updated_at = now()`
       return { upserted: result.count }
@@ -87,12 +92,13 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
       const { orgId } = request.params as Static<typeof OrgParams>
       requireAdmin(request.principal, orgId)
       const { assignments } = request.body as Static<typeof AssignmentsBody>
+      const unique = lastWins(assignments, (a) => `${a.userId}\u001f${a.courseId}`)
       const result = await app.sql`
         insert into assignments as a (org_id, user_id, course_id, role)
-        select distinct on (x."userId", x."courseId") ${orgId}, x."userId", x."courseId", coalesce(x.role, 'learner')
-        from json_to_recordset(${JSON.stringify(assignments)}::text::json) with ordinality
-          as x("userId" text, "courseId" text, role text, n bigint)
-        order by x."userId", x."courseId", x.n desc
+        select ${orgId}, x."userId", x."courseId", coalesce(x.role, 'learner')
+        from json_to_recordset(${JSON.stringify(unique)}::text::json)
+          as x("userId" text, "courseId" text, role text)
+        order by x."userId", x."courseId"
         on conflict (org_id, user_id, course_id) do update set role = excluded.role`
       const users = [...new Set(assignments.map((a) => a.userId))]
       const replayed = { progress: 0, analytics: 0 }

@@ -49,7 +49,7 @@ export type AnalyticsEvent = Static<typeof AnalyticsEvent>
  */
 export function batchBody(maxEvents: number, eventName: string) {
   return Type.Object({
-    events: Type.Array(Type.Object({}, { description: `a ${eventName}, validated per event` }), { maxItems: maxEvents }),
+    events: Type.Array(Type.Unknown({ description: `a ${eventName}, validated per event` }), { maxItems: maxEvents }),
     sentAt: Type.Optional(DateTime),
   })
 }

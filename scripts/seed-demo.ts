@@ -1,0 +1,46 @@
+// npm run seed:demo -- --learners N --courses C
+// Org `demo`, courses course-1..C, learners learner-1..N, every learner
+// assigned to every course (what the k6 scenarios expect). Idempotent.
+import { parseArgs } from 'node:util'
+import { loadConfigOrExit } from '../src/config.ts'
+import { locateDatabase } from '../src/db/database.ts'
+import { migrate } from '../src/db/migrate.ts'
+import { createPool, type Sql } from '../src/db/pool.ts'
+
+export const DEMO_ORG = 'demo'
+export const DEMO_LESSONS_PER_COURSE = 10
+
+export async function seedDemo(sql: Sql, options: { learners: number; courses: number }): Promise<{ assignments: number }> {
+  await sql`
+    insert into courses (org_id, course_id, lesson_count, category)
+    select ${DEMO_ORG}, 'course-' || c, ${DEMO_LESSONS_PER_COURSE}, (array['math', 'science', 'language', 'history'])[1 + (c - 1) % 4]
+    from generate_series(1, ${options.courses}::int) c
+    on conflict do nothing`
+  const result = await sql`
+    insert into assignments (org_id, user_id, course_id)
+    select ${DEMO_ORG}, 'learner-' || l, 'course-' || c
+    from generate_series(1, ${options.learners}::int) l, generate_series(1, ${options.courses}::int) c
+    on conflict do nothing`
+  return { assignments: result.count }
+}
+
+if (import.meta.filename === process.argv[1]) {
+  const { values } = parseArgs({ options: { learners: { type: 'string', default: '100' }, courses: { type: 'string', default: '4' } } })
+  const learners = Number(values.learners)
+  const courses = Number(values.courses)
+  if (!Number.isInteger(learners) || learners < 1 || !Number.isInteger(courses) || courses < 1) {
+    console.error('usage: npm run seed:demo -- --learners N --courses C (positive integers)')
+    process.exit(2)
+  }
+  const config = loadConfigOrExit()
+  const database = await locateDatabase(config, console.log)
+  const sql = createPool(database.url, { max: 1, applicationName: 'seed-demo' })
+  try {
+    await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS })
+    const { assignments } = await seedDemo(sql, { learners, courses })
+    console.log(`seeded org ${DEMO_ORG}: ${courses} courses, ${learners} learners, ${assignments} new assignments`)
+  } finally {
+    await sql.end()
+    await database.release()
+  }
+}

@@ -1,0 +1,89 @@
+// Every whole-request error of the contract's table, and the catalogue's docs.
+import fs from 'node:fs'
+import { SignJWT } from 'jose'
+import t from 'tap'
+import { Errors } from '../../src/errors.ts'
+import { build, progressEvent, seedOrg, TEST_SECRET } from '../helper.ts'
+
+const BATCH = '/api/client/progress/batch'
+
+t.test('every code in the catalogue is documented in docs/errors.md', async (t) => {
+  const docs = fs.readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8')
+  for (const code of Object.keys(Errors)) t.match(docs, `\`${code}\``, `${code} is documented`)
+})
+
+t.test('whole-request errors answer with a coded body and write nothing', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice', 'bob'])
+  const alice = await h.token('alice')
+  const auth = { authorization: `Bearer ${alice}` }
+  const json = { ...auth, 'content-type': 'application/json' }
+  const expired = await h.token('alice', { ttl: -60 })
+  const wrongSecret = await new SignJWT({ role: 'learner' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('alice')
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode('x'.repeat(40)))
+  const unsigned = [
+    Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url'),
+    Buffer.from(JSON.stringify({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url'),
+    '',
+  ].join('.')
+  const bigEvent = progressEvent({ lessonId: 'x'.repeat(100) })
+  const bigBody = JSON.stringify({ events: Array.from({ length: 2900 }, () => bigEvent) })
+  t.ok(Buffer.byteLength(bigBody) > 300_000)
+
+  const cases: { name: string; headers: Record<string, string>; body: string; status: number; code: string }[] = [
+    { name: 'body is not JSON', headers: json, body: '{"events": [', status: 400, code: 'INVALID_JSON' },
+    { name: 'events missing', headers: json, body: '{"sentAt":"2026-01-01T00:00:00Z"}', status: 400, code: 'INVALID_BODY' },
+    { name: 'events not an array', headers: json, body: '{"events":{"a":1}}', status: 400, code: 'INVALID_BODY' },
+    {
+      name: '101 events',
+      headers: json,
+      body: JSON.stringify({ events: Array.from({ length: 101 }, () => progressEvent()) }),
+      status: 400,
+      code: 'TOO_MANY_EVENTS',
+    },
+    { name: '300 KB body', headers: json, body: bigBody, status: 413, code: 'PAYLOAD_TOO_LARGE' },
+    { name: 'text/plain', headers: { ...auth, 'content-type': 'text/plain' }, body: JSON.stringify({ events: [progressEvent()] }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    { name: 'no token', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
+    { name: 'expired token', headers: { authorization: `Bearer ${expired}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
+    { name: 'wrong secret', headers: { authorization: `Bearer ${wrongSecret}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
+    { name: 'alg none', headers: { authorization: `Bearer ${unsigned}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
+    { name: 'not a bearer token', headers: { authorization: `Basic ${alice}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
+    {
+      name: "another learner's userId",
+      headers: json,
+      body: JSON.stringify({ events: [progressEvent(), progressEvent({ userId: 'bob' })] }),
+      status: 403,
+      code: 'FORBIDDEN',
+    },
+    { name: '__proto__ key', headers: json, body: '{"events":[{"__proto__":{"polluted":true}}]}', status: 400, code: 'INVALID_JSON' },
+  ]
+  for (const c of cases) {
+    const res = await h.app.inject({ method: 'POST', url: BATCH, headers: c.headers, payload: c.body })
+    t.equal(res.statusCode, c.status, `${c.name}: status`)
+    const body = res.json()
+    t.equal(body.code, c.code, `${c.name}: code`)
+    t.same(Object.keys(body).sort(), ['code', 'error', 'message', 'statusCode'], `${c.name}: uniform body`)
+    t.notMatch(res.body, /at .*\.ts:\d+/, `${c.name}: no stack trace`)
+  }
+  const [row] = await h.sql<{ n: number }[]>`select (select count(*) from progress_events) + (select count(*) from dead_letter_events) as n`
+  t.equal(row?.n, 0, 'nothing was written')
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution')
+})
+
+t.test('an unknown route is a coded 404, with or without a token', async (t) => {
+  const h = await build(t)
+  const res = await h.app.inject({ method: 'GET', url: '/api/nope' })
+  t.equal(res.statusCode, 404)
+  t.equal(res.json().code, 'NOT_FOUND')
+})
+
+t.test('the secret the tests use is the one tokens are checked against', async (t) => {
+  // Guards the fixture above: a token signed with TEST_SECRET is accepted.
+  const h = await build(t)
+  const res = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${await h.token('alice')}` } })
+  t.equal(res.statusCode, 200)
+  t.ok(TEST_SECRET.length >= 32)
+})

@@ -1,0 +1,67 @@
+// The zero-setup database: data persists across restarts, a second process
+// attaches instead of starting another server, and a killed server's lock is recovered.
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import t from 'tap'
+import { openEmbedded } from '../../src/db/embedded.ts'
+import { createPool } from '../../src/db/pool.ts'
+
+async function query<T>(url: string, text: string): Promise<T[]> {
+  const sql = createPool(url, { max: 1 })
+  try {
+    return (await sql.unsafe(text)) as unknown as T[]
+  } finally {
+    await sql.end()
+  }
+}
+
+t.test('embedded PostgreSQL keeps data across restarts and is shared by a second process', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+
+  const first = await openEmbedded(dataDir)
+  t.equal(first.owned, true, 'the first process starts the server')
+  await query(first.url, `create table kept (v text); insert into kept values ('still here')`)
+
+  const second = await openEmbedded(dataDir)
+  t.equal(second.owned, false, 'a second process attaches to the running server')
+  t.equal(second.url, first.url)
+  await second.stop() // a no-op for an attached process
+  t.same(await query<{ v: string }>(first.url, 'select v from kept'), [{ v: 'still here' }], 'still running after the attacher stops')
+
+  await first.stop()
+  const restarted = await openEmbedded(dataDir)
+  t.teardown(() => restarted.stop())
+  t.equal(restarted.owned, true)
+  t.same(await query<{ v: string }>(restarted.url, 'select v from kept'), [{ v: 'still here' }], 'data persisted in DATA_DIR/pg')
+  t.equal(new URL(restarted.url).port, new URL(first.url).port, 'restarted on the same port')
+  const mode = fs.statSync(path.join(dataDir, 'dev-secrets.json')).mode & 0o777
+  t.equal(mode, 0o600, 'the dev secrets file is private')
+})
+
+t.test('a server killed with SIGKILL leaves a stale lock that the next start recovers', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const server = await openEmbedded(dataDir)
+  await query(server.url, 'create table kept (v int); insert into kept values (42)')
+  const pid = Number(fs.readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0])
+  process.kill(pid, 'SIGKILL')
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(pid, 0)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+    } catch {
+      break
+    }
+  }
+  t.ok(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the killed server left its lock file')
+  const lines: string[] = []
+  const recovered = await openEmbedded(dataDir, (line) => lines.push(line))
+  t.teardown(() => recovered.stop())
+  t.equal(recovered.owned, true)
+  t.match(lines.join('\n'), /stale lock/, 'says in one line what it did')
+  t.same(await query<{ v: number }>(recovered.url, 'select v from kept'), [{ v: 42 }], 'committed data survived the crash')
+})
