@@ -1,0 +1,126 @@
+// Authentication and tenancy (contract section 3): HS256 and JWKS tokens, roles,
+// the learner-userId rule, org-scoped reads.
+import http from 'node:http'
+import { exportJWK, generateKeyPair, SignJWT } from 'jose'
+import t from 'tap'
+import { buildApp } from '../../src/api/app.ts'
+import { build, progressEvent, seedOrg, testConfig, testDatabase } from '../helper.ts'
+
+const batch = (token: string, events: unknown[]) => ({
+  method: 'POST' as const,
+  url: '/api/client/progress/batch',
+  headers: { authorization: `Bearer ${token}` },
+  payload: { events },
+})
+
+t.test('roles: learners write only for themselves, services for their org', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice', 'bob'])
+  await seedOrg(h.sql, 'org-b', [{ courseId: 'course-1', lessonCount: 2 }], ['zed'])
+  const service = await h.token('ingest-bot', { orgId: 'org-a', role: 'service' })
+  const res = await h.app.inject(batch(service, [progressEvent({ userId: 'alice' }), progressEvent({ userId: 'bob' })]))
+  t.same(res.json(), { accepted: 2, duplicates: 0, deferred: 0, rejected: [] }, 'a service token writes for users of its org')
+  const foreign = await h.app.inject(batch(service, [progressEvent({ userId: 'zed' })]))
+  t.same(foreign.json().deferred, 1, "another org's user never resolves into the service's org")
+  const [zed] = await h.sql<{ n: number }[]>`select count(*)::int as n from progress_events where user_id = 'zed'`
+  t.equal(zed?.n, 0)
+
+  const admin = await h.token('admin-a', { orgId: 'org-a', role: 'admin' })
+  const asAdmin = await h.app.inject(batch(admin, [progressEvent({ userId: 'alice' })]))
+  t.equal(asAdmin.statusCode, 403, 'only service tokens may write for other users')
+  const noOrg = await h.token('bot', { role: 'service' })
+  t.equal((await h.app.inject(batch(noOrg, [progressEvent()]))).statusCode, 401, 'a service token needs org_id')
+})
+
+t.test('reads are org-scoped', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 4 }], ['alice'])
+  await h.app.inject(batch(await h.token('alice'), [progressEvent({ type: 'lesson_completed' })]))
+  const read = async (token: string, url = '/api/v1/orgs/org-a/users/alice/progress') =>
+    h.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } })
+
+  const instructor = await read(await h.token('teacher', { orgId: 'org-a', role: 'instructor' }))
+  t.equal(instructor.statusCode, 200)
+  t.equal(instructor.json().courses[0].progressPct, 25)
+  t.equal((await read(await h.token('admin-a', { orgId: 'org-a', role: 'admin' }))).statusCode, 200)
+  t.equal((await read(await h.token('admin-b', { orgId: 'org-b', role: 'admin' }))).statusCode, 403, 'cross-org read')
+  t.equal((await read(await h.token('alice', { orgId: 'org-a' }))).statusCode, 403, 'a learner may not use org reads')
+  const me = await read(await h.token('alice'), '/api/v1/progress/me?courseId=course-1')
+  t.equal(me.json().courses.length, 1)
+  t.equal(me.json().courses[0].lessons[0].status, 'completed')
+})
+
+t.test('admin routes: courses and assignments need an admin or service of that org', async (t) => {
+  const h = await build(t)
+  const put = async (token: string, url: string, payload: object) =>
+    h.app.inject({ method: 'PUT', url, headers: { authorization: `Bearer ${token}` }, payload })
+  const admin = await h.token('admin-a', { orgId: 'org-a', role: 'admin' })
+  const courses = await put(admin, '/api/v1/orgs/org-a/courses', { courses: [{ courseId: 'c1', lessonCount: 4, category: 'math' }, { courseId: 'c1', lessonCount: 2 }] })
+  t.same(courses.json(), { upserted: 1 }, 'the last of two entries for one course wins')
+  const assigned = await put(admin, '/api/v1/orgs/org-a/assignments', { assignments: [{ userId: 'alice', courseId: 'c1' }, { userId: 't', courseId: 'c1', role: 'instructor' }] })
+  t.equal(assigned.json().upserted, 2)
+  const [row] = await h.sql<{ lesson_count: number; roles: string }[]>`
+    select lesson_count, (select string_agg(role, ',' order by role) from assignments) as roles from courses where course_id = 'c1'`
+  t.same(row, { lesson_count: 2, roles: 'instructor,learner' })
+
+  await h.app.inject(batch(await h.token('alice'), [progressEvent({ courseId: 'c1', type: 'lesson_completed' })]))
+  await put(admin, '/api/v1/orgs/org-a/courses', { courses: [{ courseId: 'c1', lessonCount: 1 }] })
+  const [view] = await h.sql<{ progress_pct: string; completed: boolean }[]>`
+    select progress_pct::text, completed_at is not null as completed from user_course_progress_view where user_id = 'alice'`
+  t.same(view, { progress_pct: '100.00', completed: true }, 'course progress follows a changed lesson count')
+
+  const learner = await h.token('alice', { orgId: 'org-a' })
+  t.equal((await put(learner, '/api/v1/orgs/org-a/courses', { courses: [{ courseId: 'c2', lessonCount: 1 }] })).statusCode, 403)
+  const otherAdmin = await h.token('admin-b', { orgId: 'org-b', role: 'admin' })
+  t.equal((await put(otherAdmin, '/api/v1/orgs/org-a/assignments', { assignments: [{ userId: 'x', courseId: 'c1' }] })).statusCode, 403)
+  const bad = await put(admin, '/api/v1/orgs/org-a/courses', { courses: [{ courseId: 'c3', lessonCount: -1 }] })
+  t.equal(bad.statusCode, 400)
+  t.equal(bad.json().code, 'INVALID_BODY')
+})
+
+t.test('sentAt stores the client clock offset per event', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
+  const sentAt = new Date(Date.now() - 3_600_000).toISOString() // a client clock one hour behind
+  await h.app.inject({ ...batch(await h.token('alice'), [progressEvent()]), payload: { events: [progressEvent()], sentAt } })
+  const [row] = await h.sql<{ skew: number }[]>`select clock_skew_ms as skew from progress_events`
+  t.ok(row && row.skew >= 3_600_000 && row.skew < 3_660_000, `skew ${row?.skew} ms is about one hour`)
+})
+
+t.test('RS256 and ES256 tokens from a JWKS endpoint, with issuer and audience checks', async (t) => {
+  const rsa = await generateKeyPair('RS256')
+  const ec = await generateKeyPair('ES256')
+  const keys = [
+    { ...(await exportJWK(rsa.publicKey)), kid: 'rsa-1', alg: 'RS256', use: 'sig' },
+    { ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' },
+  ]
+  const jwks = http.createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys })))
+  await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => jwks.close(() => resolve())))
+  const { port } = jwks.address() as { port: number }
+
+  const url = await testDatabase(t)
+  const { AUTH_JWT_SECRET: _secret, ...withoutSecret } = testConfig
+  const app = await buildApp({
+    config: { ...withoutSecret, AUTH_JWKS_URL: `http://127.0.0.1:${port}/jwks.json`, AUTH_ISSUER: 'https://idp.example', AUTH_AUDIENCE: 'learning-events' },
+    databaseUrl: url,
+  })
+  t.teardown(() => app.close())
+  const sign = (alg: 'RS256' | 'ES256', kid: string, key: CryptoKey, claims: { iss?: string; aud?: string } = {}) =>
+    new SignJWT({ role: 'learner' })
+      .setProtectedHeader({ alg, kid })
+      .setSubject('alice')
+      .setIssuer(claims.iss ?? 'https://idp.example')
+      .setAudience(claims.aud ?? 'learning-events')
+      .setExpirationTime('5m')
+      .sign(key)
+  const me = (token: string) => app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${token}` } })
+  t.equal((await me(await sign('RS256', 'rsa-1', rsa.privateKey))).statusCode, 200, 'RS256')
+  t.equal((await me(await sign('ES256', 'ec-1', ec.privateKey))).statusCode, 200, 'ES256')
+  t.equal((await me(await sign('RS256', 'rsa-1', rsa.privateKey, { iss: 'https://evil.example' }))).statusCode, 401, 'wrong issuer')
+  t.equal((await me(await sign('RS256', 'rsa-1', rsa.privateKey, { aud: 'someone-else' }))).statusCode, 401, 'wrong audience')
+  const other = await generateKeyPair('RS256')
+  t.equal((await me(await sign('RS256', 'rsa-1', other.privateKey))).statusCode, 401, 'a key not in the JWKS')
+  const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('5m').sign(new TextEncoder().encode('x'.repeat(40)))
+  t.equal((await me(hs)).statusCode, 401, 'HS256 is refused when no secret is configured')
+})

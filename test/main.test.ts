@@ -1,0 +1,43 @@
+// `npm start` on a fresh DATA_DIR: boots the embedded database, prints a URL, a
+// token and a curl example that work, and stops everything cleanly on SIGTERM.
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+t.test('npm start: working URL and dev token, clean stop', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'start-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const { DATABASE_URL: _ignored, ...env } = process.env
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
+    env: { ...env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  let output = ''
+  child.stdout.on('data', (chunk) => (output += chunk))
+  child.stderr.on('data', (chunk) => (output += chunk))
+  for (let i = 0; i < 600 && !output.includes('Stop with Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 100))
+  t.match(output, /Stop with Ctrl-C/, 'the service started and printed its instructions')
+
+  const url = output.match(/API\s+(http:\/\/[\d.:]+)/)?.[1]
+  const token = output.match(/Bearer ([\w-]+\.[\w-]+\.[\w-]+)/)?.[1]
+  const curlBody = output.match(/-d '(\{.*\})'/)?.[1]
+  t.ok(url && token && curlBody, 'URL, token and curl body are printed')
+  const res = await fetch(`${url}/api/client/progress/batch`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: curlBody,
+  })
+  t.equal(res.status, 200)
+  t.same(await res.json(), { accepted: 1, duplicates: 0, deferred: 0, rejected: [] }, 'the printed example is accepted')
+
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  child.kill('SIGTERM')
+  t.equal(await exited, 0, 'exits 0 on SIGTERM')
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server was stopped')
+  t.ok(fs.existsSync(path.join(dataDir, 'dev-secrets.json')))
+})
