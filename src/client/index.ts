@@ -1,0 +1,6 @@
+// The browser SDK's entry point (bundled by scripts/build-sdk.ts).
+// See docs/sdk.md.
+export { createIngestClient } from './client.ts'
+export type {
+  AnalyticsContext, IngestClient, IngestClientOptions, IngestStats, ProgressInput, QueueStats, Rejection, Stream,
+} from './types.ts'
