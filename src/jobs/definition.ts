@@ -13,6 +13,8 @@ export interface JobContext {
   signal: AbortSignal
   /** The queue job id, when run by a worker. */
   jobId?: string
+  /** Reports how far a run has got (one-shot scripts draw a progress bar from it). */
+  progress?: (done: number, total: number) => void
 }
 
 export interface JobDefinition<Data extends object = object> {
@@ -26,6 +28,12 @@ export interface JobDefinition<Data extends object = object> {
   retryLimit?: number
   /** Seconds a run may take before it is retried. */
   expireInSeconds?: number
+  /**
+   * pg-boss queue policy, fixed when the queue is first created. `stately`
+   * (at most one queued and one active job) suits maintenance jobs whose runs
+   * must not pile up or overlap; the default `standard` queues every send.
+   */
+  policy?: 'standard' | 'stately' | 'singleton'
   handler(data: Data, context: JobContext): Promise<object | void>
 }
 

@@ -1,26 +1,74 @@
-// npm run start:worker: keeps partitions ready (at start and hourly) until SIGTERM.
-// (Rollups, retention, replay and erasure jobs join this process.)
+// npm run start:worker: one worker process. Any number may run at once: pg-boss
+// hands each queued job to one of them and files each cron occurrence once;
+// jobs that must not overlap themselves also take an advisory lock (see the
+// job modules). On SIGTERM running handlers stop between bounded chunks, then
+// the process waits for them before closing its connections.
+import pino from 'pino'
 import { loadConfigOrExit } from '../config.ts'
 import { locateDatabase } from '../db/database.ts'
-import { ensurePartitions } from '../db/migrate.ts'
+import { migrate } from '../db/migrate.ts'
 import { createPool } from '../db/pool.ts'
+import { startBoss } from '../jobs/boss.ts'
+import type { JobContext, JobDefinition } from '../jobs/definition.ts'
+import { runJob } from '../jobs/runner.ts'
 import { onShutdownSignal } from '../shutdown.ts'
+import { partitionsJob } from './partitions.ts'
+import { jobs } from './registry.ts'
 
-const HOUR_MS = 3600000
+/** How long SIGTERM waits for running jobs after asking them to stop. */
+const STOP_TIMEOUT_MS = 30000
+
 const config = loadConfigOrExit()
-const database = await locateDatabase(config)
-const sql = createPool(database.url, { max: 2, applicationName: 'learning-events-worker' })
+const log = pino({ level: config.LOG_LEVEL, base: { process: 'worker', pid: process.pid } })
+const database = await locateDatabase(config, (line) => log.info(line))
+const sql = createPool(database.url, { max: config.DB_POOL_MAX, applicationName: 'learning-events-worker' })
+if (database.embedded) {
+  // Production migrates in the release step; a lone embedded worker does it itself.
+  await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS })
+}
+const stopping = new AbortController()
 
-async function upkeep(): Promise<void> {
-  const started = new Date()
-  const created = await ensurePartitions(sql, config.RETENTION_DAYS, config.PARTITIONS_AHEAD_DAYS)
-  await sql`insert into worker_runs (job, started_at, summary) values ('partitions', ${started}, ${sql.json({ created })})`
+function contextFor(definition: JobDefinition, jobId: string | undefined, jobSignal?: AbortSignal): JobContext {
+  return {
+    sql,
+    config,
+    log: log.child({ job: definition.name, ...(jobId ? { jobId } : {}) }),
+    signal: jobSignal ? AbortSignal.any([stopping.signal, jobSignal]) : stopping.signal,
+    ...(jobId ? { jobId } : {}),
+  }
 }
 
-await upkeep()
-const timer = setInterval(() => upkeep().catch((error: Error) => console.error(`partition upkeep failed: ${error.message}`)), HOUR_MS)
-onShutdownSignal(async () => {
-  clearInterval(timer)
+// Before anything else: writes must never find their day's partition missing.
+await runJob(partitionsJob, { trigger: 'start' }, contextFor(partitionsJob, undefined))
+
+const boss = await startBoss({
+  url: database.url,
+  definitions: jobs,
+  role: 'worker',
+  config,
+  onError: (error) => log.warn({ err: error }, 'job queue error'),
+})
+for (const definition of jobs) {
+  await boss.work<object>(definition.name, { localConcurrency: definition.concurrency ?? 1, pollingIntervalSeconds: 2 }, async ([job]) => {
+    if (!job) return {}
+    const context = contextFor(definition, job.id, job.signal)
+    context.log.info('job started')
+    try {
+      const result = await runJob(definition, job.data ?? {}, context)
+      context.log.info({ result }, 'job finished')
+      return result
+    } catch (error) {
+      context.log.error({ err: error }, 'job failed')
+      throw error
+    }
+  })
+}
+log.info({ queues: jobs.map((definition) => definition.name) }, 'worker ready')
+
+onShutdownSignal(async (signal) => {
+  log.info({ signal }, 'worker stopping')
+  stopping.abort()
+  await boss.stop({ graceful: true, timeout: STOP_TIMEOUT_MS })
   await sql.end({ timeout: 5 })
   await database.release()
 })

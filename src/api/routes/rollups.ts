@@ -1,0 +1,82 @@
+// GET /api/v1/orgs/:orgId/rollups (contract section 6): an org's hourly or
+// daily rollups, for its admins and instructors.
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from 'typebox'
+import { canReadOrg } from '../../auth/principal.ts'
+import { orgRollups } from '../../db/rollup-queries.ts'
+import { Errors } from '../../errors.ts'
+import { DateTime, ErrorResponse, Id } from '../schemas/events.ts'
+
+const HOUR_MS = 3600000
+const DAY_MS = 24 * HOUR_MS
+/** Widest range per request, and the default one, per granularity. */
+const LIMITS = {
+  hour: { maxMs: 31 * DAY_MS, defaultMs: DAY_MS },
+  day: { maxMs: 366 * DAY_MS, defaultMs: 30 * DAY_MS },
+} as const
+
+const Params = Type.Object({ orgId: Id })
+const Query = Type.Object(
+  {
+    from: Type.Optional(DateTime),
+    to: Type.Optional(DateTime),
+    granularity: Type.Optional(Type.Union([Type.Literal('hour'), Type.Literal('day')], { default: 'hour' })),
+    courseId: Type.Optional(Id),
+  },
+  { additionalProperties: false },
+)
+
+const Counts = {
+  activeLearners: Type.Integer({ description: 'distinct learners with any event' }),
+  progressEvents: Type.Integer(),
+  lessonsStarted: Type.Integer({ description: 'lesson_started events' }),
+  lessonsCompleted: Type.Integer({ description: 'lesson_completed events' }),
+  timeSpentMs: Type.Integer(),
+  analyticsEvents: Type.Integer(),
+  eventCounts: Type.Record(Type.String(), Type.Integer(), { description: 'analytics events by name' }),
+}
+const RollupsResponse = Type.Object({
+  orgId: Type.String(),
+  granularity: Type.String(),
+  from: Type.String(),
+  to: Type.String(),
+  buckets: Type.Array(
+    Type.Object({
+      bucket: Type.String({ description: 'bucket start (UTC)' }),
+      ...Counts,
+      courses: Type.Array(Type.Object({ courseId: Type.String(), ...Counts })),
+    }),
+  ),
+})
+
+const rollupRoutes: FastifyPluginAsync = async (app) => {
+  app.get(
+    '/api/v1/orgs/:orgId/rollups',
+    {
+      schema: {
+        tags: ['rollups'],
+        params: Params,
+        querystring: Query,
+        response: { 200: RollupsResponse, '4xx': ErrorResponse },
+      },
+    },
+    async (request) => {
+      const { orgId } = request.params as Static<typeof Params>
+      const query = request.query as Static<typeof Query>
+      if (!canReadOrg(request.principal, orgId)) throw new Errors.FORBIDDEN(`an admin or instructor token of org ${orgId} is required`)
+      const granularity = query.granularity ?? 'hour'
+      const limits = LIMITS[granularity]
+      const to = query.to ? new Date(query.to) : new Date()
+      const from = query.from ? new Date(query.from) : new Date(to.getTime() - limits.defaultMs)
+      if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) throw new Errors.INVALID_QUERY('from and to must be valid date-times')
+      if (from >= to) throw new Errors.INVALID_QUERY('from must be before to')
+      if (to.getTime() - from.getTime() > limits.maxMs) {
+        throw new Errors.INVALID_QUERY(`a ${granularity} range may span at most ${limits.maxMs / DAY_MS} days`)
+      }
+      const buckets = await orgRollups(app.sql, { orgId, granularity, from, to, ...(query.courseId ? { courseId: query.courseId } : {}) })
+      return { orgId, granularity, from: from.toISOString(), to: to.toISOString(), buckets }
+    },
+  )
+}
+
+export default rollupRoutes

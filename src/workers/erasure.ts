@@ -1,0 +1,27 @@
+// Learner erasure (contract section 5), enqueued by
+// DELETE /api/v1/orgs/:orgId/users/:userId. One transaction (erase_learner in
+// sql/000011_erasure.sql): a retry after a failure starts from scratch, and a
+// repeated request finds nothing left and leaves a receipt saying so.
+import { job } from '../jobs/definition.ts'
+import type { JobRequester } from '../jobs/requester.ts'
+
+export const ERASURE_JOB = 'erase-learner'
+
+export interface ErasureRequest {
+  orgId: string
+  userId: string
+  requestedBy: JobRequester
+  requestedAt: string
+}
+
+export const erasureJob = job<ErasureRequest>({
+  name: ERASURE_JOB,
+  retryLimit: 5,
+  expireInSeconds: 1800,
+  async handler(data, { sql, jobId }) {
+    const [row] = await sql<{ removed: Record<string, number> }[]>`
+      select erase_learner(${data.orgId}, ${data.userId}, ${data.requestedBy.userId}, ${jobId ?? null},
+                           ${data.requestedAt}::timestamptz) as removed`
+    return { orgId: data.orgId, userId: data.userId, rowsRemoved: row!.removed }
+  },
+})

@@ -1,0 +1,54 @@
+// Dead-letter replay: events deferred because no assignment linked their user
+// and course to an org are ingested once the assignment exists. Each
+// replay_dead_letter call takes a bounded chunk, deletes it and ingests it in
+// one transaction (rows another replay holds are skipped), so every deferred
+// event is ingested exactly once however many replays run.
+import type { JobContext } from '../jobs/definition.ts'
+import { job } from '../jobs/definition.ts'
+
+export const REPLAY_CHUNK = 500
+
+export interface ReplaySummary {
+  replayed: number
+  accepted: number
+  duplicates: number
+  /** Dead letters left (their assignment does not exist yet). */
+  waiting: number
+  complete: boolean
+}
+
+export async function runReplay({ sql, signal, progress }: Pick<JobContext, 'sql' | 'signal' | 'progress'>, chunk = REPLAY_CHUNK): Promise<ReplaySummary> {
+  const [before] = await sql<{ n: number }[]>`select count(*)::int as n from dead_letter_events`
+  const total = before?.n ?? 0
+  const summary: ReplaySummary = { replayed: 0, accepted: 0, duplicates: 0, waiting: 0, complete: true }
+  progress?.(0, total)
+  for (;;) {
+    if (signal.aborted) {
+      summary.complete = false
+      break
+    }
+    const rows = await sql<{ replayed: number; accepted: number; duplicates: number }[]>`
+      select replayed, accepted, duplicates from replay_dead_letter(null, ${chunk})`
+    if (rows.length === 0) break
+    for (const row of rows) {
+      summary.replayed += row.replayed
+      summary.accepted += row.accepted
+      summary.duplicates += row.duplicates
+    }
+    progress?.(Math.min(summary.replayed, total), total)
+  }
+  const [after] = await sql<{ n: number }[]>`select count(*)::int as n from dead_letter_events`
+  summary.waiting = after?.n ?? 0
+  progress?.(total, total)
+  return summary
+}
+
+export const replayJob = job({
+  name: 'replay-dead-letter',
+  cron: () => '*/5 * * * *',
+  policy: 'stately',
+  expireInSeconds: 1800,
+  async handler(_data, context) {
+    return runReplay(context)
+  },
+})

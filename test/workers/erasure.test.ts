@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { runRollup } from '../../src/workers/rollup.ts'
+import { build, seedOrg } from '../helper.ts'
+import { eventually, ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
+
+const HOUR = 3600000
+const at = (hoursAgo: number) => new Date(Math.floor(Date.now() / HOUR) * HOUR - hoursAgo * HOUR + 60000).toISOString()
+
+async function seed(h: Awaited<ReturnType<typeof build>>) {
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'c1', lessonCount: 2 }, { courseId: 'c2', lessonCount: 2 }], ['alice', 'bob'])
+  await seedOrg(h.sql, 'org-b', [{ courseId: 'c1', lessonCount: 2 }], ['alice'])
+  for (const [user, org] of [['alice', 'org-a'], ['bob', 'org-a'], ['alice', 'org-b']] as const) {
+    for (const hoursAgo of [2, 30, 75]) {
+      await ingestProgress(h.sql, [
+        { event_id: randomUUID(), occurred_at: at(hoursAgo), user_id: user, course_id: 'c1', lesson_id: 'l1', type: 'lesson_started', time_spent_ms: 100, org_hint: org },
+        { event_id: randomUUID(), occurred_at: at(hoursAgo - 1), user_id: user, course_id: 'c1', lesson_id: 'l1', type: 'lesson_completed', time_spent_ms: 50, org_hint: org },
+      ])
+      await ingestAnalytics(h.sql, [{ event_id: randomUUID(), occurred_at: at(hoursAgo), user_id: user, name: 'page.view', org_hint: org }])
+    }
+  }
+  // A deferred event of alice's (no assignment for c9 yet), and a learner-data table of
+  // the kind later migrations add: erasure finds it by its user_id column.
+  t.equal(await ingestProgress(h.sql, [{ event_id: randomUUID(), occurred_at: at(3), user_id: 'alice', course_id: 'c9', lesson_id: 'l1', type: 'lesson_started', org_hint: 'org-a' }]), 'q')
+  await h.sql`create table learner_notes (org_id text not null, user_id text not null, note text)`
+  await h.sql`insert into learner_notes values ('org-a', 'alice', 'a'), ('org-a', 'bob', 'b'), ('org-b', 'alice', 'c')`
+}
+
+const count = async (h: Awaited<ReturnType<typeof build>>, table: string, org: string, user: string) =>
+  (await h.sql.unsafe<{ n: number }[]>(`select count(*)::int as n from ${table} where org_id = $1 and user_id = $2`, [org, user]))[0]!.n
+
+t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a worker', async (t) => {
+  const h = await build(t)
+  await seed(h)
+  await runRollup(jobContext(h.sql, workerConfig(h.url)))
+  // One more event after the rollup: stored but not yet rolled up.
+  await ingestProgress(h.sql, [{ event_id: randomUUID(), occurred_at: at(1), user_id: 'alice', course_id: 'c2', lesson_id: 'l7', type: 'lesson_started', org_hint: 'org-a' }])
+  const orgBBefore = await rollupTables(h.sql, 'org-b')
+  const bobEvents = await count(h, 'progress_events', 'org-a', 'bob')
+
+  const send = async (token: string, url = '/api/v1/orgs/org-a/users/alice') =>
+    h.app.inject({ method: 'DELETE', url, headers: { authorization: `Bearer ${token}` } })
+  for (const [who, options] of [
+    ['instructor', { orgId: 'org-a', role: 'instructor' as const }],
+    ['learner', { orgId: 'org-a' }],
+    ['other org admin', { orgId: 'org-b', role: 'admin' as const }],
+  ] as const) {
+    const res = await send(await h.token('x', options))
+    t.equal(res.statusCode, 403, who)
+    t.equal(res.json().code, 'FORBIDDEN')
+  }
+  const admin = await h.token('ada', { orgId: 'org-a', role: 'admin' })
+
+  const res = await send(admin)
+  t.equal(res.statusCode, 202, res.body)
+  const { jobId } = res.json()
+  t.match(jobId, /^[0-9a-f-]{36}$/)
+  t.match(await h.app.jobs.get('erase-learner', jobId), { state: 'created', data: { orgId: 'org-a', userId: 'alice', requestedBy: { userId: 'ada' } } })
+  const follow = async (token: string) =>
+    h.app.inject({ method: 'GET', url: `/api/v1/jobs/${jobId}`, headers: { authorization: `Bearer ${token}` } })
+  t.match((await follow(admin)).json(), { state: 'created', startedAt: null }, 'the requester follows the job')
+  t.equal((await follow(await h.token('other', { orgId: 'org-a', role: 'admin' }))).statusCode, 404, 'nobody else sees it')
+
+  const worker = spawnWorker(t, h.url, { SNAPSHOT_DIR: scratchDir(t) })
+  const done = await eventually(async () => {
+    const status = await h.app.jobs.get('erase-learner', jobId)
+    return status?.state === 'completed' ? status : undefined
+  }, 40000, 'the erasure job')
+  worker.child.kill('SIGTERM')
+  t.match((await follow(admin)).json(), { state: 'completed' })
+  t.match(done.output, { orgId: 'org-a', userId: 'alice', rowsRemoved: { progress_events: 7, analytics_events: 3, dead_letter_events: 1, learner_notes: 1 } })
+
+  for (const table of ['progress_events', 'analytics_events', 'user_lesson_progress', 'user_course_progress', 'learner_notes', 'org_rollup_learners']) {
+    t.equal(await count(h, table, 'org-a', 'alice'), 0, `nothing of alice in ${table}`)
+  }
+  const [deadLetters] = await h.sql<{ n: number }[]>`select count(*)::int as n from dead_letter_events where user_id = 'alice'`
+  t.equal(deadLetters!.n, 0, 'nor among dead letters')
+  t.equal(await count(h, 'progress_events', 'org-a', 'bob'), bobEvents, "bob's events are untouched")
+  t.equal(await count(h, 'learner_notes', 'org-a', 'bob'), 1)
+  t.equal(await count(h, 'progress_events', 'org-b', 'alice'), 6, 'alice in another org is another tenant’s learner: kept')
+  t.same(await rollupTables(h.sql, 'org-a'), await recomputedRollups(h.sql, 'org-a'), "org-a's rollups are what bob's events alone give")
+  t.same(await rollupTables(h.sql, 'org-b'), orgBBefore, "org-b's rollups are unchanged")
+
+  const [receipt] = await h.sql`select * from erasure_receipts where org_id = 'org-a' and user_id = 'alice'`
+  t.match(receipt, { requested_by: 'ada', job_id: jobId, rows_removed: { progress_events: 7, user_lesson_progress: 2, user_course_progress: 2 } })
+  t.ok(receipt!.erased_at instanceof Date)
+})
+
+t.test('on days retention already dropped, only the learner’s share of active learners goes', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'c1', lessonCount: 1 }], ['alice', 'bob'])
+  // A bucket 60 days back: its raw events are gone, its rollup and membership remain.
+  const bucket = new Date(Math.floor(Date.now() / 86400000) * 86400000 - 60 * 86400000)
+  await h.sql`insert into org_rollups (org_id, granularity, bucket, course_id, active_learners, progress_events)
+              values ('org-a', 'day', ${bucket}, '', 2, 9), ('org-a', 'day', ${bucket}, 'c1', 2, 9)`
+  await h.sql`insert into org_rollup_learners (org_id, granularity, bucket, course_id, user_id)
+              select 'org-a', 'day', ${bucket}, c, u from unnest(array['', 'c1']) c, unnest(array['alice', 'bob']) u`
+  const [removed] = await h.sql`select erase_learner('org-a', 'alice') as removed`
+  t.match(removed!.removed, { org_rollup_learners: 2, rollup_days_recomputed: 0 })
+  t.same((await h.sql`select course_id, active_learners, progress_events from org_rollups order by course_id`).map((r) => ({ ...r })), [
+    { course_id: '', active_learners: 1, progress_events: 9 },
+    { course_id: 'c1', active_learners: 1, progress_events: 9 },
+  ])
+  t.same((await h.sql`select distinct user_id from org_rollup_learners`).map((r) => r.user_id), ['bob'])
+  const [again] = await h.sql`select erase_learner('org-a', 'alice') as removed`
+  t.match(again!.removed, { progress_events: 0, org_rollup_learners: 0 }, 'a repeated erasure finds nothing')
+  const [receipts] = await h.sql<{ n: number }[]>`select count(*)::int as n from erasure_receipts`
+  t.equal(receipts!.n, 2, 'and leaves its own receipt')
+})

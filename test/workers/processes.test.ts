@@ -1,0 +1,116 @@
+// Real worker processes against a test database: two at once run each
+// scheduled occurrence once, and a worker killed (SIGKILL) in the middle of a
+// rollup leaves rollups that the next run completes exactly.
+import { randomUUID } from 'node:crypto'
+import t from 'tap'
+import { ensureSchedules, startBoss } from '../../src/jobs/boss.ts'
+import { coreJobs } from '../../src/workers/core-jobs.ts'
+import { runRollup } from '../../src/workers/rollup.ts'
+import { jobs } from '../../src/workers/registry.ts'
+import { seedOrg, testDatabase, testPool } from '../helper.ts'
+import { eventually, ingestProgress, jobContext, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
+
+t.test('two workers at once: every scheduled occurrence runs once', async (t) => {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url)
+  const snapshots = scratchDir(t)
+  const config = workerConfig(url, { SNAPSHOT_DIR: snapshots })
+  // Queues and schedules exist, and the last cron pass was a day ago: each
+  // schedule has a missed occurrence that the first pass of either worker owes.
+  const setup = await startBoss({ url, definitions: jobs, role: 'producer' })
+  await ensureSchedules(setup, jobs, config)
+  await setup.stop({ graceful: false })
+  // (pg-boss owes nothing for the time before a schedule existed, so it was created then too.)
+  await sql`update pgboss.version set cron_on = now() - interval '25 hours'`
+  await sql`update pgboss.schedule set created_on = now() - interval '25 hours'`
+  // Asserted on this feature's own schedules (the analytics ones are scheduled and run too).
+  const scheduled = coreJobs.filter((definition) => definition.cron?.(config)).map((definition) => definition.name)
+
+  const env = { SNAPSHOT_DIR: snapshots, DATA_DIR: scratchDir(t) }
+  const workers = [spawnWorker(t, url, env), spawnWorker(t, url, env)]
+  await Promise.all(workers.map((worker) => worker.waitFor(/worker ready/)))
+
+  type JobRow = { name: string; id: string; slot: string | null; state: string }
+  const settled = await eventually(async () => {
+    const rows = await sql<JobRow[]>`
+      select name, id::text, singleton_on::text as slot, state::text from pgboss.job where name = any (${scheduled})`
+    const names = new Set(rows.map((row) => row.name))
+    const busy = rows.some((row) => row.state !== 'completed')
+    return scheduled.every((name) => names.has(name)) && !busy ? rows : undefined
+  }, 45000, 'a completed job of every schedule').catch(async (error) => {
+    t.comment(JSON.stringify(await sql`select name, state::text, output from pgboss.job`))
+    t.comment(workers[0]!.output().slice(-3000))
+    throw error
+  })
+  // Both workers poll every 2 s: give a duplicate every chance to show up.
+  await new Promise((resolve) => setTimeout(resolve, 4000))
+
+  const jobsNow = await sql<JobRow[]>`
+    select name, id::text, singleton_on::text as slot, state::text from pgboss.job where name = any (${scheduled})`
+  t.equal(jobsNow.length, settled.length, 'no further jobs appeared')
+  for (const name of scheduled) {
+    const ofQueue = jobsNow.filter((row) => row.name === name)
+    const slots = new Set(ofQueue.map((row) => row.slot))
+    t.equal(slots.size, ofQueue.length, `${name}: one job per occurrence (${ofQueue.length} occurrence(s))`)
+  }
+  const runs = await sql<{ job: string; job_id: string; n: number }[]>`
+    select job, summary->>'jobId' as job_id, count(*)::int as n from worker_runs
+    where summary ? 'jobId' group by 1, 2`
+  for (const row of jobsNow) {
+    const run = runs.find((r) => r.job_id === row.id)
+    t.equal(run?.n, 1, `${row.name} job ${row.id.slice(0, 8)} ran exactly once`)
+  }
+  const [startRuns] = await sql<{ n: number }[]>`select count(*)::int as n from worker_runs where job = 'partitions' and not summary ? 'jobId'`
+  t.equal(startRuns!.n, 2, 'each worker ran partition upkeep at start')
+
+  // SIGTERM: both stop cleanly.
+  for (const worker of workers) worker.child.kill('SIGTERM')
+  t.same(await Promise.all(workers.map((worker) => worker.exited)), [0, 0])
+})
+
+t.test('a worker killed mid-rollup leaves rollups that the next run completes exactly', async (t) => {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url)
+  const orgs = ['org-1', 'org-2', 'org-3', 'org-4', 'org-5', 'org-6']
+  const learners = ['u1', 'u2', 'u3', 'u4']
+  for (const org of orgs) await seedOrg(sql, org, [{ courseId: 'c1', lessonCount: 3 }], learners)
+  const base = Math.floor(Date.now() / 3600000) * 3600000
+  for (const org of orgs) {
+    for (let batch = 0; batch < 5; batch++) {
+      await ingestProgress(sql, learners.map((user, i) => ({
+        event_id: randomUUID(), occurred_at: new Date(base - (batch * 5 + i) * 3600000).toISOString(), user_id: user,
+        course_id: 'c1', lesson_id: `l${i}`, type: 'lesson_progress' as const, time_spent_ms: 100 * batch + i, org_hint: org,
+      })))
+    }
+  }
+  // Hold org-4's watermark row: the worker's run gets past the others and blocks there.
+  await sql`insert into rollup_org_state (org_id) values ('org-4')`
+  const holder = await sql.reserve()
+  t.teardown(() => holder.release())
+  await holder`begin`
+  await holder`select * from rollup_org_state where org_id = 'org-4' for update`
+
+  const worker = spawnWorker(t, url, { SNAPSHOT_DIR: scratchDir(t) })
+  await worker.waitFor(/worker ready/)
+  const producer = await startBoss({ url, definitions: jobs, role: 'producer' })
+  t.teardown(() => producer.stop({ graceful: false }))
+  await producer.send('rollup', {})
+  await eventually(async () => {
+    const [row] = await sql<{ n: number }[]>`select count(*)::int as n from rollup_org_state where xid_high > '0'`
+    return row!.n === orgs.length - 1 ? true : undefined
+  }, 30000, 'every org but the held one rolled up')
+
+  worker.child.kill('SIGKILL')
+  await worker.exited
+  const [mark] = await sql<{ low: string }[]>`select xid_low::text as low from rollup_state`
+  t.equal(mark!.low, '0', 'the killed run never moved the global mark')
+  const partial = await rollupTables(sql, 'org-4')
+  t.same(partial.counters, [], 'the held org was not rolled up before the kill')
+  await holder`rollback`
+
+  const next = await runRollup(jobContext(sql, workerConfig(url)))
+  t.equal(next.complete, true)
+  t.same(await rollupTables(sql), await recomputedRollups(sql), 'rollups equal a from-scratch recompute')
+  const [after] = await sql<{ low: string }[]>`select xid_low::text as low from rollup_state`
+  t.not(after!.low, '0', 'the completing run moved the global mark')
+})

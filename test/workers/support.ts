@@ -1,0 +1,192 @@
+// Shared by the worker tests: job contexts over a test database, direct calls
+// of the ingestion procedures, rollups recomputed from scratch, and worker
+// processes spawned against a test database.
+import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pino from 'pino'
+import type { Test } from 'tap'
+import { loadConfig, type Config } from '../../src/config.ts'
+import type { Sql } from '../../src/db/pool.ts'
+import type { JobContext } from '../../src/jobs/definition.ts'
+import { TEST_SECRET } from '../helper.ts'
+
+export const WORKER_MAIN = fileURLToPath(new URL('../../src/workers/main.ts', import.meta.url))
+
+export function scratchDir(t: Test, prefix = 'worker-test-'): string {
+  const dir = fs.mkdtempSync(path.join(process.env.SCRATCH_DIR ?? os.tmpdir(), prefix))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+export function workerConfig(url: string, env: Record<string, string> = {}): Config {
+  return loadConfig({ DATABASE_URL: url, AUTH_JWT_SECRET: TEST_SECRET, LOG_LEVEL: 'silent', ...env })
+}
+
+export function jobContext(sql: Sql, config: Config, overrides: Partial<JobContext> = {}): JobContext {
+  return { sql, config, log: pino({ level: 'silent' }), signal: new AbortController().signal, ...overrides }
+}
+
+// ---- ingestion through the stored procedures (one call per batch, as the API does)
+
+export interface ProgressRow {
+  event_id: string
+  occurred_at: string
+  user_id: string
+  course_id: string
+  lesson_id: string
+  type: 'lesson_started' | 'lesson_progress' | 'lesson_completed'
+  progress?: number
+  time_spent_ms?: number
+  org_hint?: string
+}
+
+export interface AnalyticsRow {
+  event_id: string
+  occurred_at: string
+  user_id: string
+  name: string
+  course_id?: string
+  org_hint?: string
+}
+
+type Queryable = Pick<Sql, 'unsafe'>
+
+export async function ingestProgress(sql: Queryable, events: ProgressRow[]): Promise<string> {
+  const rows = events.map((event, i) => ({ i, progress: event.type === 'lesson_progress' ? 50 : null, time_spent_ms: 0, ...event }))
+  const [row] = await sql.unsafe<{ outcomes: string }[]>('select upsert_progress_batch($1::text::json) as outcomes', [JSON.stringify(rows)])
+  return row!.outcomes
+}
+
+export async function ingestAnalytics(sql: Queryable, events: AnalyticsRow[]): Promise<string> {
+  const rows = events.map((event, i) => ({ i, properties: {}, ...event }))
+  const [row] = await sql.unsafe<{ outcomes: string }[]>('select upsert_analytics_batch($1::text::json) as outcomes', [JSON.stringify(rows)])
+  return row!.outcomes
+}
+
+// ---- rollups: what the tables hold, and what a from-scratch recompute gives
+
+export interface RollupTables {
+  counters: string[]
+  names: string[]
+  learners: string[]
+}
+
+/** The rollup tables, one sorted text line per row. */
+export async function rollupTables(sql: Sql, orgId?: string): Promise<RollupTables> {
+  const org = () => (orgId === undefined ? sql`true` : sql`org_id = ${orgId}`)
+  const counters = await sql<{ line: string }[]>`
+    select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, active_learners, progress_events,
+                     lessons_started, lessons_completed, time_spent_ms, analytics_events) as line
+    from org_rollups where ${org()} order by 1`
+  const names = await sql<{ line: string }[]>`
+    select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, name, events) as line
+    from org_rollup_event_names where ${org()} order by 1`
+  const learners = await sql<{ line: string }[]>`
+    select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, user_id) as line
+    from org_rollup_learners where ${org()} order by 1`
+  return { counters: counters.map((r) => r.line), names: names.map((r) => r.line), learners: learners.map((r) => r.line) }
+}
+
+/**
+ * The rollups recomputed from every raw event, written independently of the
+ * worker's SQL: plain GROUP BYs over the event tables, in the same text form.
+ */
+export async function recomputedRollups(sql: Sql, orgId?: string): Promise<RollupTables> {
+  const org = () => (orgId === undefined ? sql`true` : sql`org_id = ${orgId}`)
+  const events = () => sql`
+    select org_id, user_id, course_id, occurred_at, 1 as p, (type = 'lesson_started')::int as s,
+           (type = 'lesson_completed')::int as c, time_spent_ms::bigint as t, null::text as name
+    from progress_events where ${org()}
+    union all
+    select org_id, user_id, course_id, occurred_at, 0, 0, 0, 0, name from analytics_events where ${org()}`
+  const keyed = () => sql`
+    select e.org_id, g.granularity, date_trunc(g.granularity, e.occurred_at, 'UTC') as bucket, k.course_id,
+           e.user_id, e.p, e.s, e.c, e.t, e.name
+    from (${events()}) e
+    cross join (values ('hour'), ('day')) g (granularity)
+    cross join lateral unnest(array['', e.course_id]) k (course_id)
+    where k.course_id is not null`
+  const counters = await sql<{ line: string }[]>`
+    select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, count(distinct user_id),
+                     sum(p), sum(s), sum(c), sum(t), count(name)) as line
+    from (${keyed()}) x group by org_id, granularity, bucket, course_id order by 1`
+  const names = await sql<{ line: string }[]>`
+    select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, name, count(*)) as line
+    from (${keyed()}) x where name is not null group by org_id, granularity, bucket, course_id, name order by 1`
+  const learners = await sql<{ line: string }[]>`
+    select distinct concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, user_id) as line
+    from (${keyed()}) x order by 1`
+  return { counters: counters.map((r) => r.line), names: names.map((r) => r.line), learners: learners.map((r) => r.line) }
+}
+
+// ---- worker processes
+
+export interface WorkerProcess {
+  child: ChildProcess
+  /** Everything the process printed so far. */
+  output(): string
+  /** Resolves when a log line matches. */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>
+  exited: Promise<number | null>
+}
+
+export function spawnWorker(t: Test, url: string, env: Record<string, string> = {}): WorkerProcess {
+  const child = spawn(process.execPath, [WORKER_MAIN], {
+    env: {
+      PATH: process.env.PATH ?? '',
+      DATABASE_URL: url,
+      AUTH_JWT_SECRET: TEST_SECRET,
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  const waiters = new Set<() => void>()
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString()
+    for (const check of waiters) check()
+  }
+  child.stdout!.on('data', onData)
+  child.stderr!.on('data', onData)
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitFor(pattern, timeoutMs = 30000) {
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check)
+          reject(new Error(`worker did not log ${pattern} within ${timeoutMs} ms; output:\n${output.slice(-2000)}`))
+        }, timeoutMs)
+        const check = () => {
+          if (!pattern.test(output)) return
+          clearTimeout(timer)
+          waiters.delete(check)
+          resolve()
+        }
+        waiters.add(check)
+        check()
+      })
+    },
+  }
+}
+
+/** Polls `probe` until it returns a value that is not undefined. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 30000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
