@@ -1,0 +1,77 @@
+// What the k6 scenarios share: options from -e, HS256 tokens signed here with
+// k6/crypto (one per learner, cached per VU), the batch POST, and thresholds.
+import crypto from 'k6/crypto'
+import encoding from 'k6/encoding'
+import http from 'k6/http'
+import { DEMO_ORG } from './activity.js'
+
+function number(name, fallback) {
+  const raw = __ENV[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`-e ${name} must be a positive number (got ${raw})`)
+  return value
+}
+
+/** Every option a scenario reads, with the contract's defaults. */
+export function settings(defaults = {}) {
+  const secret = __ENV.AUTH_JWT_SECRET
+  if (!secret) throw new Error('-e AUTH_JWT_SECRET=... is required: the scenarios sign their own learner tokens')
+  const rate = number('RATE', defaults.rate ?? 500)
+  return {
+    baseUrl: (__ENV.BASE_URL || 'http://127.0.0.1:3000').replace(/\/$/, ''),
+    secret,
+    rate,
+    duration: __ENV.DURATION || defaults.duration || '2m',
+    eventsPerBatch: number('EVENTS_PER_BATCH', 10),
+    learners: number('LEARNERS', 5000),
+    courses: number('COURSES', 4),
+    // VUs: a constant arrival rate needs rate x latency of them. Enough are
+    // made up front for a 200 ms hiccup, because a VU made mid-run takes long
+    // enough to start that k6 drops iterations meanwhile (counted against the
+    // service); the cap bounds k6's own memory under overload.
+    preAllocatedVUs: number('PRE_VUS', Math.min(200, Math.max(20, Math.ceil(rate / 5)))),
+    maxVUs: number('MAX_VUS', Math.min(1000, Math.max(200, rate))),
+    p95Ms: number('P95_MS', defaults.p95Ms ?? 10),
+    p99Ms: number('P99_MS', defaults.p99Ms ?? 25),
+  }
+}
+
+const HEADER = encoding.b64encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), 'rawurl')
+const TOKEN_TTL_S = 24 * 3600
+const tokens = new Map()
+
+/** A learner token of org demo, signed with AUTH_JWT_SECRET (cached per VU). */
+export function tokenFor(secret, learner) {
+  let token = tokens.get(learner)
+  if (token === undefined) {
+    const now = Math.floor(Date.now() / 1000)
+    const claims = { sub: `learner-${learner}`, org_id: DEMO_ORG, role: 'learner', iat: now, exp: now + TOKEN_TTL_S }
+    const unsigned = `${HEADER}.${encoding.b64encode(JSON.stringify(claims), 'rawurl')}`
+    token = `${unsigned}.${crypto.hmac('sha256', secret, unsigned, 'base64rawurl')}`
+    tokens.set(learner, token)
+  }
+  return token
+}
+
+/** POSTs one batch as the learner; `tags` label the request's metrics. */
+export function postBatch(s, path, learner, events, tags = {}) {
+  return http.post(`${s.baseUrl}${path}`, JSON.stringify({ events, sentAt: new Date().toISOString() }), {
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${tokenFor(s.secret, learner)}` },
+    tags,
+  })
+}
+
+export const PROGRESS_PATH = '/api/client/progress/batch'
+export const ANALYTICS_PATH = '/api/analytics/events/batch'
+
+/** The contract's service-level thresholds: latency, no failures, no dropped iterations. */
+export function serviceThresholds(s) {
+  return {
+    http_req_duration: [`p(95)<${s.p95Ms}`, `p(99)<${s.p99Ms}`],
+    http_req_failed: ['rate==0'],
+    dropped_iterations: ['count==0'],
+  }
+}
+
+export const SUMMARY_TREND_STATS = ['avg', 'min', 'med', 'p(90)', 'p(95)', 'p(99)', 'max']

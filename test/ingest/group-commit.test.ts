@@ -1,0 +1,214 @@
+import { randomUUID } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { groupCommitWriter } from '../../src/ingest/group-commit.ts'
+import type { ProgressRow } from '../../src/ingest/validate.ts'
+import { ConfigError, loadConfig } from '../../src/config.ts'
+import { createPool } from '../../src/db/pool.ts'
+import { build, isoAgo, progressEvent, seedOrg, testDatabase, testPool } from '../helper.ts'
+
+function row(overrides: Partial<ProgressRow> = {}): ProgressRow {
+  return {
+    i: 0,
+    event_id: randomUUID(),
+    occurred_at: isoAgo(60000),
+    user_id: 'alice',
+    org_hint: null,
+    clock_skew_ms: null,
+    course_id: 'course-1',
+    lesson_id: 'lesson-1',
+    type: 'lesson_progress',
+    progress: 50,
+    time_spent_ms: 1000,
+    score: null,
+    ...overrides,
+  }
+}
+
+/** Rows as the routes hand them over: numbered by their index in the request. */
+const numbered = (rows: ProgressRow[]) => rows.map((r, i) => ({ ...r, i }))
+
+async function setup(t: Test) {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url, 4)
+  await seedOrg(sql, 'org-a', [{ courseId: 'course-1', lessonCount: 4 }], ['alice', 'bob', 'carol'])
+  const calls: number[] = []
+  // One call at a time: while the first runs, everything else queues and coalesces.
+  const writer = groupCommitWriter(sql, { maxInFlight: 1, onCall: (_stream, requests) => calls.push(requests) })
+  return { sql, writer, calls }
+}
+
+t.test('concurrent requests coalesce into fewer procedure calls', async (t) => {
+  const { sql, writer, calls } = await setup(t)
+  const requests = Array.from({ length: 20 }, (_, k) =>
+    numbered([row({ user_id: ['alice', 'bob', 'carol'][k % 3]!, lesson_id: `lesson-${k % 4}` }), row({ user_id: ['alice', 'bob', 'carol'][k % 3]! })]),
+  )
+  const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
+  t.same(outcomes, requests.map(() => 'aa'))
+  t.equal(calls.reduce((a, b) => a + b, 0), 20, 'every request was carried by some call')
+  t.equal(calls.length, 2, `20 requests took ${calls.length} calls: the first alone, the rest together`)
+  const [stored] = await sql<{ count: number }[]>`select count(*)::int as count from progress_events`
+  t.equal(stored!.count, 40)
+  // The course aggregate saw every coalesced request's lessons.
+  const courses = await sql<{ user_id: string; lessons_started: number }[]>`
+    select user_id, lessons_started from user_course_progress order by user_id`
+  t.same(courses.map((c) => [c.user_id, c.lessons_started]), [['alice', 4], ['bob', 4], ['carol', 4]])
+})
+
+t.test('each coalesced request gets exactly its own outcomes', async (t) => {
+  const { writer, calls } = await setup(t)
+  const stored = row()
+  t.equal(await writer.write('progress', numbered([stored])), 'a')
+  // The slot frees just after the caller is answered: let it, so `first` goes alone.
+  await new Promise((resolve) => setImmediate(resolve))
+  calls.length = 0
+
+  const repeated = row({ user_id: 'bob' })
+  const requests = [
+    numbered([row(), row()]),
+    // stored earlier: d; unassigned user: q; repeated within the request: a then d
+    numbered([stored, row({ user_id: 'dave' }), repeated, repeated]),
+    numbered([row({ user_id: 'erin' })]),
+    numbered([row({ user_id: 'carol' }), stored, row({ user_id: 'carol', lesson_id: 'lesson-2' })]),
+  ]
+  // The routes drop rejected events, so a request's i's can have gaps: keep one.
+  requests[0] = [{ ...requests[0]![0]!, i: 0 }, { ...requests[0]![1]!, i: 5 }]
+  const first = writer.write('progress', numbered([row()])) // occupies the only slot
+  const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
+  t.equal(await first, 'a')
+  t.same(outcomes, ['aa', 'dqad', 'q', 'ada'])
+  t.same(calls, [1, 4], 'the four requests shared one call')
+})
+
+t.test('a duplicate across two coalesced requests is accepted once, for the earlier', async (t) => {
+  const { sql, writer, calls } = await setup(t)
+  const shared = row({ user_id: 'bob', lesson_id: 'lesson-3', time_spent_ms: 700 })
+  const first = writer.write('progress', numbered([row()]))
+  const [earlier, later] = await Promise.all([
+    writer.write('progress', numbered([row({ user_id: 'bob' }), shared])),
+    writer.write('progress', numbered([shared, row({ user_id: 'bob', lesson_id: 'lesson-2' })])),
+  ])
+  await first
+  t.same(calls, [1, 2], 'both requests were in one call')
+  t.equal(earlier, 'aa')
+  t.equal(later, 'da')
+  // Time spent counts the shared event once.
+  const [lesson] = await sql<{ time_spent_ms: number; event_count: number }[]>`
+    select time_spent_ms, event_count from user_lesson_progress where user_id = 'bob' and lesson_id = 'lesson-3'`
+  t.same(lesson, { time_spent_ms: 700, event_count: 1 })
+})
+
+t.test('a failing request does not fail the requests it was coalesced with', async (t) => {
+  const { sql, writer, calls } = await setup(t)
+  const first = writer.write('progress', numbered([row()]))
+  // No partition holds 1990: the insert fails inside the procedure.
+  const bad = numbered([row({ user_id: 'bob' }), row({ user_id: 'bob', occurred_at: '1990-01-01T00:00:00Z' })])
+  const good1 = numbered([row({ user_id: 'carol' })])
+  const good2 = numbered([row({ user_id: 'alice', lesson_id: 'lesson-2' }), row({ user_id: 'dave' })])
+  const results = await Promise.allSettled([writer.write('progress', good1), writer.write('progress', bad), writer.write('progress', good2)])
+  await first
+  t.same(results[0], { status: 'fulfilled', value: 'a' })
+  t.equal(results[1]!.status, 'rejected', 'the bad request fails')
+  t.match((results[1] as PromiseRejectedResult).reason, { message: /partition/ })
+  t.same(results[2], { status: 'fulfilled', value: 'aq' })
+  t.same(calls, [1, 3, 1, 1, 1], 'one coalesced call failed, then each request went alone')
+  const users = await sql<{ user_id: string }[]>`select user_id from progress_events order by user_id`
+  t.same(users.map((u) => u.user_id), ['alice', 'alice', 'carol'], 'nothing of the bad request was stored')
+})
+
+t.test('a lost connection fails every coalesced request at once, without a retry each', async (t) => {
+  // Nothing listens on port 1: every call fails to connect, as when the database is down.
+  const sql = createPool('postgres://postgres@127.0.0.1:1/none', { max: 2, connectTimeout: 1 })
+  t.teardown(() => sql.end({ timeout: 1 }))
+  const calls: number[] = []
+  const writer = groupCommitWriter(sql, { maxInFlight: 1, onCall: (_stream, requests) => calls.push(requests) })
+  const results = await Promise.allSettled([row(), row(), row(), row()].map((r) => writer.write('progress', numbered([r]))))
+  t.same(results.map((r) => r.status), ['rejected', 'rejected', 'rejected', 'rejected'])
+  t.same(results.map((r) => ((r as PromiseRejectedResult).reason as { code?: string }).code), ['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED'])
+  t.same(calls, [1, 3], 'the first alone, the other three together, and no retry')
+})
+
+t.test('a call never grows past maxRows, but a large request still goes whole', async (t) => {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url, 4)
+  await seedOrg(sql, 'org-a', [{ courseId: 'course-1', lessonCount: 4 }], ['alice'])
+  const sizes: number[] = []
+  const writer = groupCommitWriter(sql, { maxInFlight: 1, maxRows: 5, onCall: (_s, _r, rows) => sizes.push(rows) })
+  const requests = [1, 3, 3, 2, 7].map((n) => numbered(Array.from({ length: n }, () => row())))
+  const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
+  t.same(outcomes, ['a', 'aaa', 'aaa', 'aa', 'aaaaaaa'])
+  t.same(sizes, [1, 3, 5, 7])
+})
+
+t.test('a large coalesced call with many deferred and repeated events answers every request in order', async (t) => {
+  const { sql, writer, calls } = await setup(t)
+  const shared = Array.from({ length: 20 }, (_, k) => row({ user_id: k % 2 ? 'alice' : `nobody-${k}` }))
+  const requests = Array.from({ length: 10 }, (_, r) =>
+    numbered(
+      Array.from({ length: 30 }, (_, k) => {
+        if (k < 5) return shared[(r * 5 + k) % shared.length]! // every shared event is sent by two requests
+        return k % 3 === 0 ? row({ user_id: `nobody-${r}-${k}` }) : row({ user_id: 'bob', lesson_id: `lesson-${k % 4}` })
+      }),
+    ),
+  )
+  // What the contract says each row must get: the first sending of an event
+  // is accepted (assigned user) or deferred (no assignment); any later one is a duplicate.
+  const seen = new Set<string>()
+  const expected = requests.map((rows) =>
+    rows
+      .map((r) => {
+        if (seen.has(r.event_id)) return 'd'
+        seen.add(r.event_id)
+        return r.user_id.startsWith('nobody') ? 'q' : 'a'
+      })
+      .join(''),
+  )
+  const first = writer.write('progress', numbered([row()]))
+  const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
+  await first
+  t.same(calls, [1, 10], 'the ten requests shared one call of 300 rows')
+  t.same(outcomes, expected)
+  const [counts] = await sql<{ stored: number; deferred: number }[]>`
+    select (select count(*)::int from progress_events) as stored, (select count(*)::int from dead_letter_events) as deferred`
+  const letters = expected.join('')
+  t.same(counts, { stored: 1 + letters.split('a').length - 1, deferred: letters.split('q').length - 1 })
+})
+
+t.test('through the API with GROUP_COMMIT on, concurrent batches are each answered for themselves', async (t) => {
+  const h = await build(t, { GROUP_COMMIT: true })
+  const learners = Array.from({ length: 12 }, (_, k) => `learner-${k}`)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], learners)
+  const shared = progressEvent({ userId: 'learner-0' })
+  const sends = learners.map(async (userId, k) => {
+    const events = [progressEvent({ userId }), progressEvent({ userId, lessonId: 'lesson-2' })]
+    // learner-0 sends the same event twice over two requests; one is a duplicate
+    if (userId === 'learner-0') events.push(shared)
+    if (k === 11) events.push(progressEvent({ userId, courseId: 'unassigned' }), { bad: true })
+    const token = await h.token(userId)
+    const res = await h.app.inject({
+      method: 'POST', url: '/api/client/progress/batch', headers: { authorization: `Bearer ${token}` }, payload: { events },
+    })
+    return res.json()
+  })
+  const again = (async () => {
+    const token = await h.token('learner-0')
+    const res = await h.app.inject({
+      method: 'POST', url: '/api/client/progress/batch', headers: { authorization: `Bearer ${token}` }, payload: { events: [shared] },
+    })
+    return res.json()
+  })()
+  const bodies = await Promise.all([...sends, again])
+  for (const body of bodies.slice(1, 11)) t.same(body, { accepted: 2, duplicates: 0, deferred: 0, rejected: [] })
+  t.match(bodies[11], { accepted: 2, duplicates: 0, deferred: 1, rejected: [{ index: 3, code: 'invalid_event' }] })
+  const sharedCounts = [bodies[0], bodies[12]].map((b) => [b.accepted, b.duplicates])
+  t.same(sharedCounts.flat().reduce((a: number, b: number) => a + b, 0), 4, 'learner-0 events each counted once')
+  t.same(sharedCounts.map(([, d]) => d).reduce((a: number, b: number) => a + b, 0), 1, 'the shared event is one duplicate')
+  const [stored] = await h.sql<{ count: number }[]>`select count(*)::int as count from progress_events`
+  t.equal(stored!.count, 25)
+})
+
+t.test('GROUP_COMMIT is on unless set to false', async (t) => {
+  t.equal(loadConfig({}).GROUP_COMMIT, true)
+  t.equal(loadConfig({ GROUP_COMMIT: 'false' }).GROUP_COMMIT, false)
+  t.equal(loadConfig({ GROUP_COMMIT: '0' }).GROUP_COMMIT, false)
+  t.throws(() => loadConfig({ GROUP_COMMIT: 'sometimes' }), new ConfigError('GROUP_COMMIT', 'must be boolean (got "sometimes")'))
+})
