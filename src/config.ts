@@ -21,6 +21,8 @@ export const ConfigSchema = Type.Object({
   MAX_BATCH_EVENTS: Integer(100, 1, 10000),
   MAX_BATCH_BYTES: Integer(262144, 1024, 16 * 1024 * 1024),
   RATE_LIMIT_BATCHES_PER_SECOND: Integer(5, 1, 100000),
+  // Browser origins allowed by CORS: comma-separated, `*` for any; unset = CORS off.
+  CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*(\\*|https?://[^,\\s/]+)\\s*(,\\s*(\\*|https?://[^,\\s/]+)\\s*)*,?\\s*$' })),
   // "N per M minutes"; parsed by refreshLimit() below.
   REFRESH_LIMIT: Type.String({ default: '5 per 10 minutes', pattern: '^\\d+ per \\d+ minutes?$' }),
   LAG_SLO_MS: Integer(250, 1, 600000),
@@ -31,6 +33,8 @@ export const ConfigSchema = Type.Object({
   DAILY_BATCH_CRON: Type.String({ default: '0 2 * * *', pattern: '^\\S+( \\S+){4,5}$' }),
   SNAPSHOT_DIR: Type.Optional(Type.String({ minLength: 1 })),
   DB_POOL_MAX: Integer(10, 1, 1000),
+  // Coalesce concurrent ingestion calls into one procedure call (src/ingest/group-commit.ts).
+  GROUP_COMMIT: Type.Boolean({ default: true }),
   LOG_LEVEL: Type.Union(
     [
       Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
@@ -47,6 +51,7 @@ export class ConfigError extends Error {
   readonly variable: string
   constructor(variable: string, reason: string) {
     super(`Invalid configuration: ${variable} ${reason}`)
+    this.name = 'ConfigError'
     this.variable = variable
   }
 }

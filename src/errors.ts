@@ -8,6 +8,8 @@ export const Errors = {
   INVALID_BODY: createError('INVALID_BODY', 'Request body is invalid: %s', 400),
   INVALID_QUERY: createError('INVALID_QUERY', 'Query string is invalid: %s', 400),
   INVALID_PARAMS: createError('INVALID_PARAMS', 'Path parameters are invalid: %s', 400),
+  INVALID_HEADER: createError('INVALID_HEADER', 'Request header is invalid: %s', 400),
+  INVALID_TEXT: createError('INVALID_TEXT', 'Text cannot be stored: %s', 400),
   TOO_MANY_EVENTS: createError('TOO_MANY_EVENTS', 'A batch may hold at most %s events', 400),
   UNAUTHORIZED: createError('UNAUTHORIZED', 'Authentication required: %s', 401),
   FORBIDDEN: createError('FORBIDDEN', 'Not allowed: %s', 403),

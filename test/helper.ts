@@ -17,6 +17,9 @@ export const testConfig: AppConfig = {
   LAG_SLO_MS: 250,
   AUTH_JWT_SECRET: TEST_SECRET,
   DB_POOL_MAX: 10,
+  // High so that tests of other features are never throttled; edge tests set 5.
+  RATE_LIMIT_BATCHES_PER_SECOND: 100000,
+  GROUP_COMMIT: true,
   LOG_LEVEL: (process.env.TEST_LOG_LEVEL as AppConfig['LOG_LEVEL'] | undefined) ?? 'silent',
 }
 
@@ -33,9 +36,17 @@ function withDatabase(url: string, database: string): string {
 }
 
 /** A fresh, migrated database for this test, dropped when it ends. */
-export async function testDatabase(t: Test): Promise<string> {
+export function testDatabase(t: Test): Promise<string> {
+  return createTestDatabase(t, requireEnv('TEST_TEMPLATE_DB'))
+}
+
+/** A fresh database with no schema at all (for migration tests). */
+export function emptyDatabase(t: Test): Promise<string> {
+  return createTestDatabase(t, 'template0')
+}
+
+async function createTestDatabase(t: Test, template: string): Promise<string> {
   const adminUrl = requireEnv('TEST_ADMIN_URL')
-  const template = requireEnv('TEST_TEMPLATE_DB')
   const name = `test_${randomBytes(6).toString('hex')}`
   const admin = createPool(adminUrl, { max: 1 })
   await admin.unsafe(`create database "${name}" template "${template}"`)

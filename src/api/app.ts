@@ -1,18 +1,32 @@
 // Composes the API: plugins first, then routes, and the single error handler.
 // It never listens; src/api/server.ts does.
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { DestinationStream } from 'pino'
 import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import analyticsPlugin, { analyticsSettings } from '../analytics/plugin.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
 import authPlugin from './plugins/auth.ts'
+import clientQueuePlugin from './plugins/client-queue.ts'
+import corsPlugin, { parseOrigins } from './plugins/cors.ts'
 import databasePlugin from './plugins/database.ts'
 import ingestPlugin from './plugins/ingest.ts'
+import jobsPlugin from './plugins/jobs.ts'
+import metricsPlugin from './plugins/metrics.ts'
+import rateLimitPlugin from './plugins/rate-limit.ts'
+import sheddingPlugin, { type PressureLimits } from './plugins/shedding.ts'
 import adminRoutes from './routes/admin.ts'
+import analyticsRoutes from './routes/analytics.ts'
+import cohortRoutes from './routes/cohorts.ts'
+import jobRoutes from './routes/jobs.ts'
+import demoRoutes from './routes/demo.ts'
 import healthRoutes from './routes/health.ts'
 import ingestRoutes from './routes/ingest.ts'
 import progressRoutes from './routes/progress.ts'
+import erasureRoutes from './routes/erasure.ts'
+import rollupRoutes from './routes/rollups.ts'
 
 export type AppConfig = Pick<
   Config,
@@ -26,23 +40,46 @@ export type AppConfig = Pick<
   | 'AUTH_ISSUER'
   | 'AUTH_AUDIENCE'
   | 'DB_POOL_MAX'
+  | 'GROUP_COMMIT'
   | 'LOG_LEVEL'
->
+  | 'RATE_LIMIT_BATCHES_PER_SECOND'
+  | 'REDIS_URL'
+  | 'CORS_ORIGINS'
+> &
+  // Optional so that callers building the app by hand get the schema defaults.
+  Partial<Pick<Config, 'STALE_AFTER_MS' | 'REFRESH_LIMIT'>>
+
+/** Edge-protection knobs that are not environment settings (docs/edge.md). */
+export interface EdgeOptions {
+  pressure?: PressureLimits
+  /** Ingestion calls in flight per pool connection before 503 OVERLOADED. */
+  inFlightPerConnection?: number
+  redisKeyPrefix?: string
+  processMetrics?: boolean
+}
 
 export interface AppOptions {
   config: AppConfig
   databaseUrl: string
   logger?: FastifyServerOptions['logger']
+  /** Where the default logger writes (stdout when unset); tests capture it. */
+  logStream?: DestinationStream
+  edge?: EdgeOptions
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const { config } = options
+  const errorHandler = createErrorHandler(config.MAX_BATCH_BYTES)
   const app = Fastify({
     logger: options.logger ?? {
       level: config.LOG_LEVEL,
-      redact: { paths: ['req.headers.authorization'], censor: '[redacted]' },
+      // Wherever a request's headers end up in a log line, the token does not.
+      redact: { paths: ['req.headers.authorization', 'headers.authorization', '*.headers.authorization'], censor: '[redacted]' },
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
     bodyLimit: config.MAX_BATCH_BYTES,
+    // Ids may be 128 characters (contract); longer ones fail validation with a coded 400.
+    routerOptions: { maxParamLength: 512 },
     genReqId: (request) => {
       const given = request.headers['x-request-id']
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : crypto.randomUUID()
@@ -51,8 +88,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // One line per request, from our onResponse hook, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    // coerceTypes true, not Fastify's 'array': `{"events": 5}` must be a 400, not a batch of one.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+    // Malformed URLs and over-long path parameters go through the coded catalogue too.
+    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
   }).withTypeProvider<TypeBoxTypeProvider>()
+
+  // JSON only: Fastify's built-in text/plain parser would let a text body reach validation.
+  app.removeContentTypeParser('text/plain')
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
@@ -73,6 +116,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   app.get('/documentation/json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
 
+  // Before auth: their onRequest hooks run first, so 401s still carry CORS
+  // headers and an overloaded process refuses before verifying tokens.
+  const edge = options.edge ?? {}
+  await app.register(metricsPlugin, { processMetrics: edge.processMetrics ?? true })
+  await app.register(corsPlugin, { origins: parseOrigins(config.CORS_ORIGINS) })
+  await app.register(sheddingPlugin, {
+    poolMax: config.DB_POOL_MAX,
+    ...(edge.inFlightPerConnection ? { inFlightPerConnection: edge.inFlightPerConnection } : {}),
+    ...(edge.pressure ? { pressure: edge.pressure } : {}),
+  })
   await app.register(databasePlugin, { url: options.databaseUrl, poolMax: config.DB_POOL_MAX })
   await app.register(authPlugin, {
     ...(config.AUTH_JWT_SECRET ? { secret: config.AUTH_JWT_SECRET } : {}),
@@ -80,9 +133,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
     ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
   })
-  await app.register(ingestPlugin, { lagSloMs: config.LAG_SLO_MS })
+  await app.register(rateLimitPlugin, {
+    batchesPerSecond: config.RATE_LIMIT_BATCHES_PER_SECOND,
+    ...(config.REDIS_URL ? { redisUrl: config.REDIS_URL } : {}),
+    ...(edge.redisKeyPrefix ? { redisKeyPrefix: edge.redisKeyPrefix } : {}),
+  })
+  await app.register(clientQueuePlugin)
+  await app.register(ingestPlugin, { lagSloMs: config.LAG_SLO_MS, groupCommit: config.GROUP_COMMIT })
+  await app.register(jobsPlugin, { url: options.databaseUrl })
+  const analytics = analyticsSettings(config)
+  await app.register(analyticsPlugin, { staleAfterMs: analytics.staleAfterMs })
 
-  app.setErrorHandler(createErrorHandler(config.MAX_BATCH_BYTES))
+  app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) => {
     const error = new Errors.NOT_FOUND(`${request.method} ${request.url.split('?')[0]}`)
     return reply.code(404).send(errorBody(404, error.code, error.message))
@@ -96,5 +158,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   await app.register(adminRoutes)
   await app.register(progressRoutes)
+  await app.register(rollupRoutes)
+  await app.register(erasureRoutes)
+  await app.register(demoRoutes)
+  await app.register(analyticsRoutes, { refreshLimit: analytics.refreshLimit })
+  await app.register(cohortRoutes, { staleAfterMs: analytics.staleAfterMs })
+  await app.register(jobRoutes)
   return app
 }

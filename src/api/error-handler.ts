@@ -20,6 +20,12 @@ const UNAVAILABLE_CODES = new Set([
   '57014', // statement timeout
 ])
 
+// PostgreSQL refusing text the client sent: NUL in a parameter (22021) or in
+// json turned into text (22P05), an unpaired surrogate in json (22P02). Routes
+// should reject such strings first (ingestion does, per event); this is the
+// safety net that keeps any route from answering bad input with a 500.
+const UNSTORABLE_TEXT_CODES = new Set(['22021', '22P05', '22P02'])
+
 function validationError(error: FastifyError): CodedError {
   const context = (error as { validationContext?: string }).validationContext
   const first = error.validation?.[0]
@@ -41,8 +47,14 @@ export function toCodedError(error: FastifyError, bodyLimit: number): CodedError
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new Errors.UNSUPPORTED_MEDIA_TYPE('an unsupported type') as CodedError
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new Errors.INVALID_PARAMS('the URL is malformed or a path parameter is too long') as CodedError
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return new Errors.INVALID_JSON('the body is empty') as CodedError
+  }
+  if (error.code && UNSTORABLE_TEXT_CODES.has(error.code)) {
+    return new Errors.INVALID_TEXT('a string holds a NUL character or an unpaired UTF-16 surrogate') as CodedError
   }
   if (error.code && UNAVAILABLE_CODES.has(error.code)) {
     return new Errors.DATABASE_UNAVAILABLE(String(RETRY_AFTER_SECONDS)) as CodedError
@@ -62,7 +74,9 @@ export function createErrorHandler(bodyLimit: number) {
   return function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const coded = toCodedError(error, bodyLimit)
     const statusCode = coded.statusCode ?? 500
-    if (statusCode >= 500) {
+    // OVERLOADED is load shedding by design, counted in shed_requests_total:
+    // a stack trace per refused request would add work exactly when there is too much.
+    if (statusCode >= 500 && coded.code !== 'OVERLOADED') {
       request.log.error({ err: error }, 'request failed')
     }
     if ((statusCode === 503 || statusCode === 429) && !reply.hasHeader('retry-after')) {

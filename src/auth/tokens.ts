@@ -1,6 +1,7 @@
 // JWT verification and minting. HS256 with AUTH_JWT_SECRET, RS256/ES256 from
 // AUTH_JWKS_URL; algorithms are pinned, so `alg: none` and algorithm
 // confusion are refused by construction.
+import { createSecretKey } from 'node:crypto'
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import { isRole, type Principal, type Role } from './principal.ts'
 
@@ -15,8 +16,26 @@ export class TokenError extends Error {}
 
 export type Verifier = (token: string) => Promise<Principal>
 
+/** Verified tokens remembered (until they expire) so a client's every batch does not pay for a signature check. */
+const VERIFIED_CACHE_SIZE = 10000
+
 export function createVerifier(options: VerifierOptions): Verifier {
-  const secret = options.secret ? new TextEncoder().encode(options.secret) : undefined
+  const verify = createSignatureVerifier(options)
+  const verified = new Map<string, { principal: Principal; expiresAt: number }>()
+  return async (token) => {
+    const hit = verified.get(token)
+    if (hit && hit.expiresAt > Date.now()) return hit.principal
+    if (hit) verified.delete(token)
+    const { principal, expiresAt } = await verify(token)
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!)
+    verified.set(token, { principal, expiresAt })
+    return principal
+  }
+}
+
+function createSignatureVerifier(options: VerifierOptions): (token: string) => Promise<{ principal: Principal; expiresAt: number }> {
+  // A KeyObject made once: given raw bytes, jose would import the key on every call.
+  const secret = options.secret ? createSecretKey(Buffer.from(options.secret)) : undefined
   const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined
   const claimChecks = {
     ...(options.issuer ? { issuer: options.issuer } : {}),
@@ -37,7 +56,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (error instanceof TokenError) throw error
       throw new TokenError(describe(error))
     }
-    return toPrincipal(payload)
+    // Without exp a token never expires; remember it for a minute at most.
+    const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : Date.now() + 60000
+    return { principal: toPrincipal(payload), expiresAt }
   }
 }
 

@@ -9,6 +9,13 @@ export interface PoolOptions {
   /** Seconds to wait for a connection to be established. */
   connectTimeout?: number
   applicationName?: string
+  /**
+   * Cap (seconds) on the wait before reconnecting after failed connections.
+   * postgres.js backs off up to 20 s, and queries queue behind that wait even
+   * once the database is back; the API pool caps it so requests fail or
+   * succeed within its 2 s budget (docs/edge.md).
+   */
+  maxReconnectDelay?: number
 }
 
 export function createPool(url: string, options: PoolOptions = {}): Sql {
@@ -16,6 +23,8 @@ export function createPool(url: string, options: PoolOptions = {}): Sql {
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 5,
     idle_timeout: 60,
+    // postgres.js's own curve (jittered 3^retries / 100 s), with a configurable cap.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(3 ** retries / 100, options.maxReconnectDelay ?? 20),
     onnotice: () => {},
     connection: { application_name: options.applicationName ?? 'learning-events' },
     // bigint counts and sums arrive as JS numbers: every one we return fits in 2^53.

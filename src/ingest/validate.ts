@@ -66,6 +66,27 @@ function propertiesProblem(value: unknown, depth = 1): string | undefined {
   return undefined
 }
 
+/**
+ * Why a string in the event (a key or a value, at any depth) cannot be stored,
+ * or undefined. PostgreSQL text and json cannot hold NUL, and an unpaired
+ * UTF-16 surrogate is not valid JSON text for it: either would fail the whole
+ * procedure call (a 500) instead of this one event. Runs after the schema and
+ * properties checks, so the nesting is already bounded.
+ */
+function unstorableText(value: unknown): string | undefined {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000')) return 'strings may not contain NUL characters'
+    if (!value.isWellFormed()) return 'strings may not contain unpaired UTF-16 surrogates'
+    return undefined
+  }
+  if (value === null || typeof value !== 'object') return undefined
+  for (const [key, item] of Object.entries(value)) {
+    const problem = unstorableText(key) ?? unstorableText(item)
+    if (problem) return problem
+  }
+  return undefined
+}
+
 function firstSchemaError(validator: typeof checkProgress | typeof checkAnalytics, event: unknown): string {
   const [error] = validator.Errors(event)
   if (!error) return RejectionCodes.invalid_event
@@ -116,7 +137,7 @@ function prepare<Event extends { eventId: string; occurredAt: string; userId?: s
   events.forEach((event, index) => {
     if (!validator.Check(event)) return reject(index, event, 'invalid_event', firstSchemaError(validator, event))
     const typed = event as Event
-    const problem = extraCheck(typed)
+    const problem = extraCheck(typed) ?? unstorableText(typed)
     if (problem) return reject(index, event, 'invalid_event', problem)
     const time = Date.parse(typed.occurredAt)
     if (!Number.isFinite(time)) return reject(index, event, 'invalid_event', 'occurredAt is not a valid date-time')

@@ -124,3 +124,15 @@ t.test('RS256 and ES256 tokens from a JWKS endpoint, with issuer and audience ch
   const hs = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('5m').sign(new TextEncoder().encode('x'.repeat(40)))
   t.equal((await me(hs)).statusCode, 401, 'HS256 is refused when no secret is configured')
 })
+
+t.test('a verified token is remembered only until it expires', async (t) => {
+  const h = await build(t)
+  const token = await h.token('alice', { ttl: 3 }) // valid for at least 2 s (exp has whole seconds)
+  const me = () => h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${token}` } })
+  t.equal((await me()).statusCode, 200)
+  t.equal((await me()).statusCode, 200, 'the second use is served from the cache')
+  await new Promise((resolve) => setTimeout(resolve, 3100))
+  const expired = await me()
+  t.equal(expired.statusCode, 401, 'and refused once its exp has passed')
+  t.match(expired.json().message, /expired/)
+})

@@ -37,6 +37,7 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
     { name: 'body is not JSON', headers: json, body: '{"events": [', status: 400, code: 'INVALID_JSON' },
     { name: 'events missing', headers: json, body: '{"sentAt":"2026-01-01T00:00:00Z"}', status: 400, code: 'INVALID_BODY' },
     { name: 'events not an array', headers: json, body: '{"events":{"a":1}}', status: 400, code: 'INVALID_BODY' },
+    { name: 'events a number', headers: json, body: '{"events":5}', status: 400, code: 'INVALID_BODY' },
     {
       name: '101 events',
       headers: json,
@@ -78,6 +79,15 @@ t.test('an unknown route is a coded 404, with or without a token', async (t) => 
   const res = await h.app.inject({ method: 'GET', url: '/api/nope' })
   t.equal(res.statusCode, 404)
   t.equal(res.json().code, 'NOT_FOUND')
+})
+
+t.test('malformed URLs and over-long path parameters are coded 400s', async (t) => {
+  const h = await build(t)
+  for (const url of [`/api/v1/orgs/${'a'.repeat(600)}/users/b/progress`, '/api/v1/orgs/%E0%A4%A/users/b/progress']) {
+    const res = await h.app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 400)
+    t.equal(res.json().code, 'INVALID_PARAMS')
+  }
 })
 
 t.test('the secret the tests use is the one tokens are checked against', async (t) => {

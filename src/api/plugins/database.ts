@@ -17,7 +17,15 @@ export interface DatabasePluginOptions {
 
 export default fp<DatabasePluginOptions>(
   async (app, options) => {
-    const sql = createPool(options.url, { max: options.poolMax, applicationName: 'learning-events-api' })
+    // Short connect timeout and reconnect backoff: with the database unreachable
+    // ingestion must answer 503 DATABASE_UNAVAILABLE within 2 s rather than hang,
+    // and recover as soon as it is back (docs/edge.md).
+    const sql = createPool(options.url, {
+      max: options.poolMax,
+      applicationName: 'learning-events-api',
+      connectTimeout: 1.5,
+      maxReconnectDelay: 0.25,
+    })
     app.decorate('sql', sql)
     app.decorate('db', createDb(sql))
     app.addHook('onClose', async () => {
