@@ -23,6 +23,16 @@ if (!process.env.SKIP_TYPECHECK) {
   }
 }
 
+// tap compiles its plugin set into node_modules; a fresh `npm ci` has the default
+// set, whose TypeScript loader we replace with Node's own type stripping
+// (package.json "tap.plugin"), so build it from our config before running.
+const tapBuild = spawnSync(bin('tap'), ['build'], { cwd: root, encoding: 'utf8' })
+if (tapBuild.status !== 0) {
+  console.error(tapBuild.stdout, tapBuild.stderr)
+  console.log('0 passed, 1 failed (tap build)')
+  process.exit(1)
+}
+
 let adminUrl = process.env.TEST_DATABASE_URL
 let stopEmbedded = async () => {}
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'learning-events-test-'))
