@@ -1,5 +1,5 @@
 // What the k6 scenarios share: options from -e, HS256 tokens signed here with
-// k6/crypto (one per learner, cached per VU), the batch POST, and thresholds.
+// k6/crypto (one per learner, the same in every VU), the batch POST, and thresholds.
 import crypto from 'k6/crypto'
 import encoding from 'k6/encoding'
 import http from 'k6/http'
@@ -41,12 +41,18 @@ const HEADER = encoding.b64encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), 
 const TOKEN_TTL_S = 24 * 3600
 const tokens = new Map()
 
-/** A learner token of org demo, signed with AUTH_JWT_SECRET (cached per VU). */
+/**
+ * A learner token of org demo, signed with AUTH_JWT_SECRET and cached per VU.
+ * A browser keeps its token for the session, so every VU must send a learner
+ * the same one: `iat` is the start of the hour, not the VU's clock (each VU
+ * minting its own would make the API verify a new token on almost every
+ * request, which no real client causes).
+ */
 export function tokenFor(secret, learner) {
   let token = tokens.get(learner)
   if (token === undefined) {
-    const now = Math.floor(Date.now() / 1000)
-    const claims = { sub: `learner-${learner}`, org_id: DEMO_ORG, role: 'learner', iat: now, exp: now + TOKEN_TTL_S }
+    const issuedAt = Math.floor(Date.now() / 3600000) * 3600
+    const claims = { sub: `learner-${learner}`, org_id: DEMO_ORG, role: 'learner', iat: issuedAt, exp: issuedAt + TOKEN_TTL_S }
     const unsigned = `${HEADER}.${encoding.b64encode(JSON.stringify(claims), 'rawurl')}`
     token = `${unsigned}.${crypto.hmac('sha256', secret, unsigned, 'base64rawurl')}`
     tokens.set(learner, token)
