@@ -13,6 +13,8 @@ export interface LoopResult {
   callers: number
   seconds: number
   batches: number
+  /** Batches sent including the warm-up: what a CPU reading over the driver's whole run divides by. */
+  allBatches: number
   events: number
   errors: number
   batchesPerSecond: number
@@ -60,6 +62,7 @@ export async function closedLoop(options: LoopOptions): Promise<LoopResult> {
     callers: options.callers,
     seconds: round2(elapsed),
     batches: latencies.length,
+    allBatches: iteration,
     events,
     errors,
     batchesPerSecond: round2(latencies.length / elapsed),

@@ -24,6 +24,7 @@ import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
 import { percentile, type LoopResult } from '../perf/closed-loop.ts'
 import { rssMb, treeCpuSeconds, watchRss } from '../perf/proc-stats.ts'
+import { enableWalTiming, readWalFlushes, walFlushDelta, type WalFlushDelta } from '../perf/wal-flushes.ts'
 import { seedDemo } from './seed-demo.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
@@ -148,10 +149,13 @@ if (databaseUrl) {
 }
 const secret = randomBytes(32).toString('hex')
 const children = new Set<ChildProcess>()
+/** A connection of the bench's own, for reading server statistics between phases. */
+const stats = createPool(databaseUrl!, { max: 1, applicationName: 'bench-stats' })
 
 async function cleanup() {
   for (const child of children) child.kill('SIGTERM')
   await Promise.all([...children].map(exited))
+  await stats.end({ timeout: 5 })
   await stopDatabase()
   fs.rmSync(scratch, { recursive: true, force: true })
 }
@@ -284,6 +288,8 @@ interface K6Run {
   /** CPU milliseconds per batch: API + PostgreSQL, and the load generator. */
   cpuMsPerBatch: { server?: number; client: number }
   apiRssMb: { peak: number; last: number }
+  /** WAL flushes per batch and their mean time (perf/wal-flushes.ts); absent when the server does not say. */
+  walFlushes?: WalFlushDelta & { perBatch: number }
   steps?: RampStep[]
   knee?: RampStep | null
 }
@@ -334,6 +340,7 @@ async function runK6(
   child.stdout!.on('data', (chunk) => (output += chunk))
   child.stderr!.on('data', (chunk) => (output += chunk))
   const cpu = cpuMeter(child.pid!, api.pid)
+  const walBefore = await readWalFlushes(stats)
   const rss = watchRss(api.pid)
   const done = ticker(`${name} (group commit ${api.groupCommit ? 'on' : 'off'}, ${targetRate}/s)`, seconds)
   const code = await exited(child)
@@ -341,6 +348,7 @@ async function runK6(
   children.delete(child)
   const cpuSeconds = cpu.stop()
   const memory = rss.stop()
+  const wal = walFlushDelta(walBefore, await readWalFlushes(stats))
   // 99: thresholds crossed. Still a measurement; anything else is a broken run.
   if (code !== 0 && code !== 99) throw new Error(`k6 ${script} failed (${code}):\n${output.slice(-3000)}`)
   const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Summary
@@ -365,6 +373,7 @@ async function runK6(
       client: requests ? round((cpuSeconds.client * 1000) / requests, 3) : 0,
     },
     apiRssMb: { peak: memory.peakMb, last: memory.lastMb },
+    ...(wal && requests ? { walFlushes: { ...wal, perBatch: round(wal.flushes / requests) } } : {}),
   }
   return { run, summary }
 }
@@ -429,7 +438,9 @@ try {
   commits.sort((a, b) => a - b)
   const commitFloorMs = { p50: round(percentile(commits, 50)), p95: round(percentile(commits, 95)), p99: round(percentile(commits, 99)) }
   await sql.end()
-  say(`seeded ${learners} learners x ${courses} courses; PostgreSQL ${version!.server_version}; commit floor p50 ${commitFloorMs.p50} ms p95 ${commitFloorMs.p95} ms; k6 ${k6}`)
+  // Only on the bench's own server: ALTER SYSTEM would outlive the run on someone else's.
+  const walTimed = postgresPid !== undefined ? await enableWalTiming(stats) : false
+  say(`seeded ${learners} learners x ${courses} courses; PostgreSQL ${version!.server_version}; commit floor p50 ${commitFloorMs.p50} ms p95 ${commitFloorMs.p95} ms; k6 ${k6}${walTimed ? '' : '; WAL flushes counted, not timed (unless the server has track_wal_io_timing on)'}`)
 
   const ceilings: (LoopResult & { cpuSeconds: CpuSeconds })[] = []
   for (const callers of plan.ceilingCallers) {
@@ -517,20 +528,21 @@ function renderTable(r: Results): string {
       `${r.machine.loadAverage.end.join(' ')} at the end; ${r.settings.learners} learners, ${r.settings.eventsPerBatch} events per batch; ` +
       `commit floor (a one-record transaction's WAL flush) p50 ${r.commitFloorMs.p50} ms, p95 ${r.commitFloorMs.p95} ms.`,
     '',
-    '| scenario | group commit | target/s | batches/s | p50 ms | p95 ms | p99 ms | errors | dropped | server CPU ms/batch | k6 CPU ms/batch | API RSS peak MB |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| scenario | group commit | target/s | batches/s | p50 ms | p95 ms | p99 ms | errors | dropped | server CPU ms/batch | k6 CPU ms/batch | API RSS peak MB | WAL flushes/batch | WAL flush ms |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const run of r.runs) {
     lines.push(
       `| ${run.name} | ${run.groupCommit ? 'on' : 'off'} | ${run.targetRate} | ${run.batchesPerSecond} | ${run.latencyMs.p50} | ${run.latencyMs.p95} | ` +
-        `${run.latencyMs.p99} | ${run.errors} | ${run.dropped} | ${run.cpuMsPerBatch.server ?? '-'} | ${run.cpuMsPerBatch.client} | ${run.apiRssMb.peak} |`,
+        `${run.latencyMs.p99} | ${run.errors} | ${run.dropped} | ${run.cpuMsPerBatch.server ?? '-'} | ${run.cpuMsPerBatch.client} | ${run.apiRssMb.peak} | ` +
+        `${run.walFlushes?.perBatch ?? '-'} | ${run.walFlushes?.meanMs ?? '-'} |`,
     )
   }
   lines.push(
     `| database ceiling (${ceiling.callers} callers, no HTTP) | - | max | ${ceiling.batchesPerSecond} | ${ceiling.latencyMs.p50} | ${ceiling.latencyMs.p95} | ` +
-      `${ceiling.latencyMs.p99} | ${ceiling.errors} | - | ${perBatch({ postgres: ceiling.cpuSeconds.postgres, client: 0 }, ceiling.batches)} (PostgreSQL only) | - | - |`,
+      `${ceiling.latencyMs.p99} | ${ceiling.errors} | - | ${perBatch({ postgres: ceiling.cpuSeconds.postgres, client: 0 }, ceiling.allBatches ?? ceiling.batches)} (PostgreSQL only) | - | - | - | - |`,
     `| naive per-event upserts (${naive.callers} callers, no HTTP) | - | max | ${naive.batchesPerSecond} | ${naive.latencyMs.p50} | ${naive.latencyMs.p95} | ` +
-      `${naive.latencyMs.p99} | ${naive.errors} | - | ${perBatch({ postgres: naive.cpuSeconds.postgres, client: 0 }, naive.batches)} (PostgreSQL only) | - | - |`,
+      `${naive.latencyMs.p99} | ${naive.errors} | - | ${perBatch({ postgres: naive.cpuSeconds.postgres, client: 0 }, naive.allBatches ?? naive.batches)} (PostgreSQL only) | - | - | - | - |`,
   )
   const ramps = r.runs.filter((run) => run.name === 'ramp')
   if (ramps.length > 0) {

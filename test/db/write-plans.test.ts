@@ -51,10 +51,10 @@ t.test('the procedures search by index even when statistics say the tables are e
     }
     await writer.write('progress', rows)
   }
-  const [{ count }] = await sql<{ count: number }[]>`select count(*)::int as count from user_lesson_progress`
-  t.equal(count, LEARNERS * LESSONS, 'thousands of lesson rows exist')
-  const [{ reltuples }] = await sql<{ reltuples: number }[]>`select reltuples from pg_class where relname = 'user_lesson_progress'`
-  t.ok(reltuples <= 0, 'while the statistics still say the table is empty')
+  const [lessons] = await sql<{ count: number }[]>`select count(*)::int as count from user_lesson_progress`
+  t.equal(lessons!.count, LEARNERS * LESSONS, 'thousands of lesson rows exist')
+  const [statistics] = await sql<{ reltuples: number }[]>`select reltuples from pg_class where relname = 'user_lesson_progress'`
+  t.ok(statistics!.reltuples <= 0, 'while the statistics still say the table is empty')
 
   // A new connection plans afresh, as every connection of a new API process does.
   const plans: string[] = []
@@ -66,8 +66,8 @@ t.test('the procedures search by index even when statistics say the tables are e
                         set_config('auto_explain.log_level', 'notice', false)`
   const batch = [row(0, 'learner-7', 3, 'lesson_progress'), row(1, 'learner-7', 3, 'lesson_completed'), row(2, 'nobody', 1, 'lesson_started')]
   const payload = JSON.stringify(batch)
-  const [{ outcomes }] = await observed<{ outcomes: string }[]>`select upsert_progress_batch(${payload}::text::json) as outcomes`
-  t.equal(outcomes, 'aaq', 'the call itself behaves as usual')
+  const [call] = await observed<{ outcomes: string }[]>`select upsert_progress_batch(${payload}::text::json) as outcomes`
+  t.equal(call!.outcomes, 'aaq', 'the call itself behaves as usual')
 
   const text = plans.join('\n')
   t.match(text, /user_lesson_progress/, 'the nested plans were captured')
