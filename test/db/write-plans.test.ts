@@ -38,7 +38,7 @@ t.test('the procedures search by index even when statistics say the tables are e
   // Statistics that say "empty", frozen: analyzed before any row exists, and
   // autovacuum kept away so it cannot refresh them during the test.
   for (const table of tables) await sql.unsafe(`alter table ${table} set (autovacuum_enabled = off)`)
-  await sql`analyze assignments, user_lesson_progress, user_course_progress, dead_letter_events`
+  await sql.unsafe(`analyze ${tables.join(', ')}`)
 
   await sql`insert into courses (org_id, course_id, lesson_count) values ('org-1', 'course-1', ${LESSONS})`
   await sql`insert into assignments (org_id, user_id, course_id)
