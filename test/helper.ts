@@ -6,6 +6,7 @@ import type { Test } from 'tap'
 import { buildApp, type AppConfig } from '../src/api/app.ts'
 import { mintToken, type MintOptions } from '../src/auth/tokens.ts'
 import { createPool, type Sql } from '../src/db/pool.ts'
+import type { ProgressRow } from '../src/ingest/validate.ts'
 
 export const TEST_SECRET = 'test-secret-that-is-long-enough-for-hs256!'
 
@@ -109,6 +110,25 @@ export function progressEvent(overrides: Record<string, unknown> = {}): Record<s
     progress: 50,
     timeSpentMs: 1000,
     occurredAt: isoAgo(60000),
+    ...overrides,
+  }
+}
+
+/** A validated progress row as the writers take it (what the routes make of a progressEvent). */
+export function progressRow(overrides: Partial<ProgressRow> = {}): ProgressRow {
+  return {
+    i: 0,
+    event_id: randomUUID(),
+    occurred_at: isoAgo(60000),
+    user_id: 'alice',
+    org_hint: null,
+    clock_skew_ms: null,
+    course_id: 'course-1',
+    lesson_id: 'lesson-1',
+    type: 'lesson_progress',
+    progress: 50,
+    time_spent_ms: 1000,
+    score: null,
     ...overrides,
   }
 }

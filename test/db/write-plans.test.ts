@@ -4,31 +4,24 @@
 // auto_explain, at NOTICE level, shows the plans of the statements nested in
 // the procedures; this test reads them on a database whose statistics say the
 // tables are empty while they hold thousands of rows.
-import { randomUUID } from 'node:crypto'
 import postgres from 'postgres'
 import t from 'tap'
 import type { ProgressRow } from '../../src/ingest/validate.ts'
 import { directWriter } from '../../src/ingest/writer.ts'
-import { testDatabase, testPool } from '../helper.ts'
+import { progressRow, seedOrg, testDatabase, testPool } from '../helper.ts'
 
 const LEARNERS = 400
 const LESSONS = 10
 
 function row(i: number, userId: string, lesson: number, type: ProgressRow['type']): ProgressRow {
-  return {
+  return progressRow({
     i,
-    event_id: randomUUID(),
-    occurred_at: new Date(Date.now() - 60000 + i).toISOString(),
     user_id: userId,
-    org_hint: null,
-    course_id: 'course-1',
     lesson_id: `lesson-${lesson}`,
     type,
     progress: type === 'lesson_progress' ? 50 : null,
-    time_spent_ms: 1000,
     score: type === 'lesson_completed' ? 80 : null,
-    clock_skew_ms: null,
-  }
+  })
 }
 
 t.test('the procedures search by index even when statistics say the tables are empty', async (t) => {
@@ -40,9 +33,8 @@ t.test('the procedures search by index even when statistics say the tables are e
   for (const table of tables) await sql.unsafe(`alter table ${table} set (autovacuum_enabled = off)`)
   await sql.unsafe(`analyze ${tables.join(', ')}`)
 
-  await sql`insert into courses (org_id, course_id, lesson_count) values ('org-1', 'course-1', ${LESSONS})`
-  await sql`insert into assignments (org_id, user_id, course_id)
-            select 'org-1', 'learner-' || n, 'course-1' from generate_series(1, ${LEARNERS}::int) n`
+  const learners = Array.from({ length: LEARNERS }, (_, k) => `learner-${k + 1}`)
+  await seedOrg(sql, 'org-1', [{ courseId: 'course-1', lessonCount: LESSONS }], learners)
   const writer = directWriter(sql)
   for (let learner = 1; learner <= LEARNERS; learner += 20) {
     const rows: ProgressRow[] = []

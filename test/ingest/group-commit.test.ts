@@ -1,28 +1,9 @@
-import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { groupCommitWriter } from '../../src/ingest/group-commit.ts'
 import type { ProgressRow } from '../../src/ingest/validate.ts'
 import { ConfigError, loadConfig } from '../../src/config.ts'
 import { createPool } from '../../src/db/pool.ts'
-import { build, isoAgo, progressEvent, seedOrg, testDatabase, testPool } from '../helper.ts'
-
-function row(overrides: Partial<ProgressRow> = {}): ProgressRow {
-  return {
-    i: 0,
-    event_id: randomUUID(),
-    occurred_at: isoAgo(60000),
-    user_id: 'alice',
-    org_hint: null,
-    clock_skew_ms: null,
-    course_id: 'course-1',
-    lesson_id: 'lesson-1',
-    type: 'lesson_progress',
-    progress: 50,
-    time_spent_ms: 1000,
-    score: null,
-    ...overrides,
-  }
-}
+import { build, progressEvent, progressRow, seedOrg, testDatabase, testPool } from '../helper.ts'
 
 /** Rows as the routes hand them over: numbered by their index in the request. */
 const numbered = (rows: ProgressRow[]) => rows.map((r, i) => ({ ...r, i }))
@@ -40,7 +21,7 @@ async function setup(t: Test) {
 t.test('concurrent requests coalesce into fewer procedure calls', async (t) => {
   const { sql, writer, calls } = await setup(t)
   const requests = Array.from({ length: 20 }, (_, k) =>
-    numbered([row({ user_id: ['alice', 'bob', 'carol'][k % 3]!, lesson_id: `lesson-${k % 4}` }), row({ user_id: ['alice', 'bob', 'carol'][k % 3]! })]),
+    numbered([progressRow({ user_id: ['alice', 'bob', 'carol'][k % 3]!, lesson_id: `lesson-${k % 4}` }), progressRow({ user_id: ['alice', 'bob', 'carol'][k % 3]! })]),
   )
   const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
   t.same(outcomes, requests.map(() => 'aa'))
@@ -56,23 +37,23 @@ t.test('concurrent requests coalesce into fewer procedure calls', async (t) => {
 
 t.test('each coalesced request gets exactly its own outcomes', async (t) => {
   const { writer, calls } = await setup(t)
-  const stored = row()
+  const stored = progressRow()
   t.equal(await writer.write('progress', numbered([stored])), 'a')
   // The slot frees just after the caller is answered: let it, so `first` goes alone.
   await new Promise((resolve) => setImmediate(resolve))
   calls.length = 0
 
-  const repeated = row({ user_id: 'bob' })
+  const repeated = progressRow({ user_id: 'bob' })
   const requests = [
-    numbered([row(), row()]),
+    numbered([progressRow(), progressRow()]),
     // stored earlier: d; unassigned user: q; repeated within the request: a then d
-    numbered([stored, row({ user_id: 'dave' }), repeated, repeated]),
-    numbered([row({ user_id: 'erin' })]),
-    numbered([row({ user_id: 'carol' }), stored, row({ user_id: 'carol', lesson_id: 'lesson-2' })]),
+    numbered([stored, progressRow({ user_id: 'dave' }), repeated, repeated]),
+    numbered([progressRow({ user_id: 'erin' })]),
+    numbered([progressRow({ user_id: 'carol' }), stored, progressRow({ user_id: 'carol', lesson_id: 'lesson-2' })]),
   ]
   // The routes drop rejected events, so a request's i's can have gaps: keep one.
   requests[0] = [{ ...requests[0]![0]!, i: 0 }, { ...requests[0]![1]!, i: 5 }]
-  const first = writer.write('progress', numbered([row()])) // occupies the only slot
+  const first = writer.write('progress', numbered([progressRow()])) // occupies the only slot
   const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
   t.equal(await first, 'a')
   t.same(outcomes, ['aa', 'dqad', 'q', 'ada'])
@@ -81,11 +62,11 @@ t.test('each coalesced request gets exactly its own outcomes', async (t) => {
 
 t.test('a duplicate across two coalesced requests is accepted once, for the earlier', async (t) => {
   const { sql, writer, calls } = await setup(t)
-  const shared = row({ user_id: 'bob', lesson_id: 'lesson-3', time_spent_ms: 700 })
-  const first = writer.write('progress', numbered([row()]))
+  const shared = progressRow({ user_id: 'bob', lesson_id: 'lesson-3', time_spent_ms: 700 })
+  const first = writer.write('progress', numbered([progressRow()]))
   const [earlier, later] = await Promise.all([
-    writer.write('progress', numbered([row({ user_id: 'bob' }), shared])),
-    writer.write('progress', numbered([shared, row({ user_id: 'bob', lesson_id: 'lesson-2' })])),
+    writer.write('progress', numbered([progressRow({ user_id: 'bob' }), shared])),
+    writer.write('progress', numbered([shared, progressRow({ user_id: 'bob', lesson_id: 'lesson-2' })])),
   ])
   await first
   t.same(calls, [1, 2], 'both requests were in one call')
@@ -99,11 +80,11 @@ t.test('a duplicate across two coalesced requests is accepted once, for the earl
 
 t.test('a failing request does not fail the requests it was coalesced with', async (t) => {
   const { sql, writer, calls } = await setup(t)
-  const first = writer.write('progress', numbered([row()]))
+  const first = writer.write('progress', numbered([progressRow()]))
   // No partition holds 1990: the insert fails inside the procedure.
-  const bad = numbered([row({ user_id: 'bob' }), row({ user_id: 'bob', occurred_at: '1990-01-01T00:00:00Z' })])
-  const good1 = numbered([row({ user_id: 'carol' })])
-  const good2 = numbered([row({ user_id: 'alice', lesson_id: 'lesson-2' }), row({ user_id: 'dave' })])
+  const bad = numbered([progressRow({ user_id: 'bob' }), progressRow({ user_id: 'bob', occurred_at: '1990-01-01T00:00:00Z' })])
+  const good1 = numbered([progressRow({ user_id: 'carol' })])
+  const good2 = numbered([progressRow({ user_id: 'alice', lesson_id: 'lesson-2' }), progressRow({ user_id: 'dave' })])
   const results = await Promise.allSettled([writer.write('progress', good1), writer.write('progress', bad), writer.write('progress', good2)])
   await first
   t.same(results[0], { status: 'fulfilled', value: 'a' })
@@ -121,7 +102,7 @@ t.test('a lost connection fails every coalesced request at once, without a retry
   t.teardown(() => sql.end({ timeout: 1 }))
   const calls: number[] = []
   const writer = groupCommitWriter(sql, { maxInFlight: 1, onCall: (_stream, requests) => calls.push(requests) })
-  const results = await Promise.allSettled([row(), row(), row(), row()].map((r) => writer.write('progress', numbered([r]))))
+  const results = await Promise.allSettled([progressRow(), progressRow(), progressRow(), progressRow()].map((r) => writer.write('progress', numbered([r]))))
   t.same(results.map((r) => r.status), ['rejected', 'rejected', 'rejected', 'rejected'])
   t.same(results.map((r) => ((r as PromiseRejectedResult).reason as { code?: string }).code), ['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED'])
   t.same(calls, [1, 3], 'the first alone, the other three together, and no retry')
@@ -133,7 +114,7 @@ t.test('a call never grows past maxRows, but a large request still goes whole', 
   await seedOrg(sql, 'org-a', [{ courseId: 'course-1', lessonCount: 4 }], ['alice'])
   const sizes: number[] = []
   const writer = groupCommitWriter(sql, { maxInFlight: 1, maxRows: 5, onCall: (_s, _r, rows) => sizes.push(rows) })
-  const requests = [1, 3, 3, 2, 7].map((n) => numbered(Array.from({ length: n }, () => row())))
+  const requests = [1, 3, 3, 2, 7].map((n) => numbered(Array.from({ length: n }, () => progressRow())))
   const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
   t.same(outcomes, ['a', 'aaa', 'aaa', 'aa', 'aaaaaaa'])
   t.same(sizes, [1, 3, 5, 7])
@@ -141,12 +122,12 @@ t.test('a call never grows past maxRows, but a large request still goes whole', 
 
 t.test('a large coalesced call with many deferred and repeated events answers every request in order', async (t) => {
   const { sql, writer, calls } = await setup(t)
-  const shared = Array.from({ length: 20 }, (_, k) => row({ user_id: k % 2 ? 'alice' : `nobody-${k}` }))
+  const shared = Array.from({ length: 20 }, (_, k) => progressRow({ user_id: k % 2 ? 'alice' : `nobody-${k}` }))
   const requests = Array.from({ length: 10 }, (_, r) =>
     numbered(
       Array.from({ length: 30 }, (_, k) => {
         if (k < 5) return shared[(r * 5 + k) % shared.length]! // every shared event is sent by two requests
-        return k % 3 === 0 ? row({ user_id: `nobody-${r}-${k}` }) : row({ user_id: 'bob', lesson_id: `lesson-${k % 4}` })
+        return k % 3 === 0 ? progressRow({ user_id: `nobody-${r}-${k}` }) : progressRow({ user_id: 'bob', lesson_id: `lesson-${k % 4}` })
       }),
     ),
   )
@@ -162,7 +143,7 @@ t.test('a large coalesced call with many deferred and repeated events answers ev
       })
       .join(''),
   )
-  const first = writer.write('progress', numbered([row()]))
+  const first = writer.write('progress', numbered([progressRow()]))
   const outcomes = await Promise.all(requests.map((rows) => writer.write('progress', rows)))
   await first
   t.same(calls, [1, 10], 'the ten requests shared one call of 300 rows')
