@@ -10,50 +10,54 @@ import type { Sql } from '../src/db/pool.ts'
 
 export interface WalFlushReading {
   flushes: number
-  /** Milliseconds spent flushing; undefined when the server does not time them. */
-  ms?: number
+  /** Milliseconds spent flushing. */
+  ms: number
 }
 
 export interface WalFlushDelta {
   flushes: number
+  /** Mean flush time; absent when the server does not time flushes. */
   meanMs?: number
 }
 
-/** Turns flush timing on for the whole server; false when not allowed (not a superuser). */
-export async function enableWalTiming(sql: Sql): Promise<boolean> {
-  try {
-    await sql`alter system set track_wal_io_timing = on`
-    await sql`select pg_reload_conf()`
-    return true
-  } catch {
-    return false
+export interface WalFlushReader {
+  /** Whether the server times flushes (track_wal_io_timing). */
+  timed: boolean
+  read(): Promise<WalFlushReading>
+  delta(before: WalFlushReading, after: WalFlushReading): WalFlushDelta
+}
+
+/** Turns flush timing on for the whole server (superuser; it outlives the session). */
+export async function enableWalTiming(sql: Sql): Promise<void> {
+  await sql`alter system set track_wal_io_timing = on`
+  await sql`select pg_reload_conf()`
+  // The reload reaches each session a moment later, this one included.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const [setting] = await sql<{ on: boolean }[]>`select current_setting('track_wal_io_timing')::boolean as on`
+    if (setting!.on) return
+    await new Promise((resolve) => setTimeout(resolve, 100))
   }
 }
 
-export async function readWalFlushes(sql: Sql): Promise<WalFlushReading | undefined> {
-  const [setting] = await sql<{ timed: boolean }[]>`select current_setting('track_wal_io_timing')::boolean as timed`
-  const timed = setting!.timed
-  const attempts = [
-    () => sql<{ flushes: number; ms: number }[]>`
-      select coalesce(sum(fsyncs), 0)::float8 as flushes, coalesce(sum(fsync_time), 0)::float8 as ms
-      from pg_stat_io where object = 'wal'`,
-    () => sql<{ flushes: number; ms: number }[]>`select wal_sync::float8 as flushes, wal_sync_time::float8 as ms from pg_stat_wal`,
-  ]
-  for (const attempt of attempts) {
-    try {
-      const [row] = await attempt()
-      // pg_stat_io has no WAL rows before PostgreSQL 18: then pg_stat_wal has the counts.
-      if (row && row.flushes > 0) return { flushes: row.flushes, ...(timed ? { ms: row.ms } : {}) }
-    } catch {
-      // the view or its columns do not exist in this version
-    }
+/** A reader for this server's version, or undefined before PostgreSQL 14 (no WAL statistics). */
+export async function walFlushReader(sql: Sql): Promise<WalFlushReader | undefined> {
+  const [server] = await sql<{ version: number; timed: boolean }[]>`
+    select current_setting('server_version_num')::int as version, current_setting('track_wal_io_timing')::boolean as timed`
+  const { version, timed } = server!
+  if (version < 140000) return undefined
+  const query =
+    version >= 180000
+      ? () => sql<WalFlushReading[]>`
+          select coalesce(sum(fsyncs), 0)::float8 as flushes, coalesce(sum(fsync_time), 0)::float8 as ms
+          from pg_stat_io where object = 'wal'`
+      : () => sql<WalFlushReading[]>`select wal_sync::float8 as flushes, wal_sync_time::float8 as ms from pg_stat_wal`
+  return {
+    timed,
+    read: async () => (await query())[0]!,
+    delta(before, after) {
+      const flushes = after.flushes - before.flushes
+      const meanMs = timed && flushes > 0 ? Math.round(((after.ms - before.ms) / flushes) * 100) / 100 : undefined
+      return { flushes, ...(meanMs !== undefined ? { meanMs } : {}) }
+    },
   }
-  return undefined
-}
-
-export function walFlushDelta(before: WalFlushReading | undefined, after: WalFlushReading | undefined): WalFlushDelta | undefined {
-  if (!before || !after) return undefined
-  const flushes = after.flushes - before.flushes
-  const ms = before.ms !== undefined && after.ms !== undefined ? after.ms - before.ms : undefined
-  return { flushes, ...(ms !== undefined && flushes > 0 ? { meanMs: Math.round((ms / flushes) * 100) / 100 } : {}) }
 }

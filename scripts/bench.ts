@@ -24,7 +24,7 @@ import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
 import { percentile, type LoopResult } from '../perf/closed-loop.ts'
 import { rssMb, treeCpuSeconds, watchRss } from '../perf/proc-stats.ts'
-import { enableWalTiming, readWalFlushes, walFlushDelta, type WalFlushDelta } from '../perf/wal-flushes.ts'
+import { enableWalTiming, walFlushReader, type WalFlushDelta, type WalFlushReader } from '../perf/wal-flushes.ts'
 import { seedDemo } from './seed-demo.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
@@ -149,13 +149,15 @@ if (databaseUrl) {
 }
 const secret = randomBytes(32).toString('hex')
 const children = new Set<ChildProcess>()
-/** A connection of the bench's own, for reading server statistics between phases. */
-const stats = createPool(databaseUrl!, { max: 1, applicationName: 'bench-stats' })
+/** The bench's own connection: setting up, then reading server statistics between phases. */
+const sql = createPool(databaseUrl!, { max: 1, applicationName: 'bench' })
+/** Set once the server is known; undefined when it keeps no WAL statistics. */
+let wal: WalFlushReader | undefined
 
 async function cleanup() {
   for (const child of children) child.kill('SIGTERM')
   await Promise.all([...children].map(exited))
-  await stats.end({ timeout: 5 })
+  await sql.end({ timeout: 5 })
   await stopDatabase()
   fs.rmSync(scratch, { recursive: true, force: true })
 }
@@ -340,7 +342,7 @@ async function runK6(
   child.stdout!.on('data', (chunk) => (output += chunk))
   child.stderr!.on('data', (chunk) => (output += chunk))
   const cpu = cpuMeter(child.pid!, api.pid)
-  const walBefore = await readWalFlushes(stats)
+  const walBefore = await wal?.read()
   const rss = watchRss(api.pid)
   const done = ticker(`${name} (group commit ${api.groupCommit ? 'on' : 'off'}, ${targetRate}/s)`, seconds)
   const code = await exited(child)
@@ -348,7 +350,7 @@ async function runK6(
   children.delete(child)
   const cpuSeconds = cpu.stop()
   const memory = rss.stop()
-  const wal = walFlushDelta(walBefore, await readWalFlushes(stats))
+  const walFlushes = walBefore && wal ? wal.delta(walBefore, await wal.read()) : undefined
   // 99: thresholds crossed. Still a measurement; anything else is a broken run.
   if (code !== 0 && code !== 99) throw new Error(`k6 ${script} failed (${code}):\n${output.slice(-3000)}`)
   const summary = JSON.parse(fs.readFileSync(summaryFile, 'utf8')) as Summary
@@ -373,7 +375,7 @@ async function runK6(
       client: requests ? round((cpuSeconds.client * 1000) / requests, 3) : 0,
     },
     apiRssMb: { peak: memory.peakMb, last: memory.lastMb },
-    ...(wal && requests ? { walFlushes: { ...wal, perBatch: round(wal.flushes / requests) } } : {}),
+    ...(walFlushes && requests ? { walFlushes: { ...walFlushes, perBatch: round(walFlushes.flushes / requests) } } : {}),
   }
   return { run, summary }
 }
@@ -422,7 +424,6 @@ const started = new Date()
 const loadAtStart = os.loadavg().map((v) => round(v))
 const results: Record<string, unknown> = {}
 try {
-  const sql = createPool(databaseUrl, { max: 1, applicationName: 'bench' })
   await migrate(sql, { retentionDays: 30, aheadDays: 7 })
   await seedDemo(sql, { learners, courses })
   const [version] = await sql<{ server_version: string }[]>`show server_version`
@@ -437,10 +438,10 @@ try {
   }
   commits.sort((a, b) => a - b)
   const commitFloorMs = { p50: round(percentile(commits, 50)), p95: round(percentile(commits, 95)), p99: round(percentile(commits, 99)) }
-  await sql.end()
   // Only on the bench's own server: ALTER SYSTEM would outlive the run on someone else's.
-  const walTimed = postgresPid !== undefined ? await enableWalTiming(stats) : false
-  say(`seeded ${learners} learners x ${courses} courses; PostgreSQL ${version!.server_version}; commit floor p50 ${commitFloorMs.p50} ms p95 ${commitFloorMs.p95} ms; k6 ${k6}${walTimed ? '' : '; WAL flushes counted, not timed (unless the server has track_wal_io_timing on)'}`)
+  if (postgresPid !== undefined) await enableWalTiming(sql)
+  wal = await walFlushReader(sql)
+  say(`seeded ${learners} learners x ${courses} courses; PostgreSQL ${version!.server_version}; commit floor p50 ${commitFloorMs.p50} ms p95 ${commitFloorMs.p95} ms; k6 ${k6}${wal?.timed ? '' : wal ? '; WAL flushes counted, not timed (track_wal_io_timing is off)' : '; no WAL statistics before PostgreSQL 14'}`)
 
   const ceilings: (LoopResult & { cpuSeconds: CpuSeconds })[] = []
   for (const callers of plan.ceilingCallers) {
@@ -521,8 +522,12 @@ interface Results {
 
 function renderTable(r: Results): string {
   const { ceiling, naive } = r.baselines
-  const perBatch = (cpu: CpuSeconds, batches: number) =>
-    batches ? round((((cpu.postgres ?? 0) + (cpu.api ?? 0)) * 1000) / batches, 2) : 0
+  // PostgreSQL CPU over a baseline driver's whole run, per batch it sent, warm-up
+  // included (results saved before allBatches existed: per timed batch).
+  const postgresPerBatch = (run: LoopResult & { cpuSeconds: CpuSeconds }) => {
+    const batches = run.allBatches ?? run.batches
+    return batches ? round(((run.cpuSeconds.postgres ?? 0) * 1000) / batches, 2) : 0
+  }
   const lines = [
     `Run ${r.startedAt} (${r.mode}), ${r.machine.cpus} CPUs (${r.machine.model ?? '?'}), load average ${r.machine.loadAverage.start.join(' ')} at the start, ` +
       `${r.machine.loadAverage.end.join(' ')} at the end; ${r.settings.learners} learners, ${r.settings.eventsPerBatch} events per batch; ` +
@@ -540,9 +545,9 @@ function renderTable(r: Results): string {
   }
   lines.push(
     `| database ceiling (${ceiling.callers} callers, no HTTP) | - | max | ${ceiling.batchesPerSecond} | ${ceiling.latencyMs.p50} | ${ceiling.latencyMs.p95} | ` +
-      `${ceiling.latencyMs.p99} | ${ceiling.errors} | - | ${perBatch({ postgres: ceiling.cpuSeconds.postgres, client: 0 }, ceiling.allBatches ?? ceiling.batches)} (PostgreSQL only) | - | - | - | - |`,
+      `${ceiling.latencyMs.p99} | ${ceiling.errors} | - | ${postgresPerBatch(ceiling)} (PostgreSQL only) | - | - | - | - |`,
     `| naive per-event upserts (${naive.callers} callers, no HTTP) | - | max | ${naive.batchesPerSecond} | ${naive.latencyMs.p50} | ${naive.latencyMs.p95} | ` +
-      `${naive.latencyMs.p99} | ${naive.errors} | - | ${perBatch({ postgres: naive.cpuSeconds.postgres, client: 0 }, naive.allBatches ?? naive.batches)} (PostgreSQL only) | - | - | - | - |`,
+      `${naive.latencyMs.p99} | ${naive.errors} | - | ${postgresPerBatch(naive)} (PostgreSQL only) | - | - | - | - |`,
   )
   const ramps = r.runs.filter((run) => run.name === 'ramp')
   if (ramps.length > 0) {
