@@ -476,11 +476,11 @@ try {
     await runK6(api, 'warm-up', 'progress-batch.js', rate, plan.warmup)
     runs.push((await runK6(api, 'progress-batch', 'progress-batch.js', rate, plan.steady)).run)
   }
-  // Both 500/s phases come before any overload: a ramp past the ceiling leaves
-  // the database debts (autovacuum of a million rows, dirty buffers, a
-  // checkpoint) that the next phase would pay for. Before 2026-11-30 the ramp
-  // without group commit ran between the two 500/s phases and so billed the
-  // group-commit one.
+  // Both steady phases (at --rate) come before any overload: a ramp past the
+  // ceiling leaves the database debts (autovacuum of a million rows, dirty
+  // buffers, a checkpoint) that the next phase would pay for. Until 2026-11-30
+  // the ramp without group commit ran between the two steady phases and so
+  // billed the group-commit one.
   await withApi(false, steadyPhases)
   await withApi(true, async (api) => {
     await steadyPhases(api)
