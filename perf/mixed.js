@@ -2,7 +2,7 @@
 // contend: RATE progress batches/s plus ANALYTICS_RATE analytics batches/s
 // (default: as many), from the same learners. Options as perf/progress-batch.js.
 import exec from 'k6/execution'
-import { analyticsBatch, progressBatch, slot } from './lib/activity.js'
+import { analyticsBatch, progressEventsJson, slot } from './lib/activity.js'
 import { ANALYTICS_PATH, postBatch, PROGRESS_PATH, serviceThresholds, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
 
 const s = settings({ p95Ms: 25, p99Ms: 50 })
@@ -32,10 +32,10 @@ export const options = {
 
 export function progress() {
   const { learner, round } = slot(exec.scenario.iterationInTest, s.learners)
-  postBatch(s, PROGRESS_PATH, learner, progressBatch(learner, round, s.eventsPerBatch, s.courses))
+  postBatch(s, PROGRESS_PATH, learner, progressEventsJson(learner, round, s.eventsPerBatch, s.courses))
 }
 
 export function analytics() {
   const { learner, round } = slot(exec.scenario.iterationInTest, s.learners)
-  postBatch(s, ANALYTICS_PATH, learner, analyticsBatch(learner, round, s.eventsPerBatch, s.courses))
+  postBatch(s, ANALYTICS_PATH, learner, JSON.stringify(analyticsBatch(learner, round, s.eventsPerBatch, s.courses)))
 }

@@ -4,7 +4,7 @@
 //     [-e DURATION=2m] [-e EVENTS_PER_BATCH=10] [-e LEARNERS=5000] [-e COURSES=4] perf/progress-batch.js
 // after `npm run seed:demo -- --learners 5000 --courses 4` on the same database.
 import exec from 'k6/execution'
-import { progressBatch, slot } from './lib/activity.js'
+import { progressEventsJson, slot } from './lib/activity.js'
 import { postBatch, PROGRESS_PATH, serviceThresholds, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
 
 const s = settings()
@@ -27,5 +27,5 @@ export const options = {
 
 export default function () {
   const { learner, round } = slot(exec.scenario.iterationInTest, s.learners)
-  postBatch(s, PROGRESS_PATH, learner, progressBatch(learner, round, s.eventsPerBatch, s.courses))
+  postBatch(s, PROGRESS_PATH, learner, progressEventsJson(learner, round, s.eventsPerBatch, s.courses))
 }

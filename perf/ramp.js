@@ -6,7 +6,7 @@
 //   k6 run -e BASE_URL=... -e AUTH_JWT_SECRET=... [-e START_RATE=250] [-e STEP_RATE=250]
 //     [-e STEPS=8] [-e STEP_DURATION=20s] [-e KNEE_P95_MS=50] perf/ramp.js
 import exec from 'k6/execution'
-import { progressBatch, slot } from './lib/activity.js'
+import { progressEventsJson, slot } from './lib/activity.js'
 import { postBatch, PROGRESS_PATH, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
 
 const startRate = Number(__ENV.START_RATE || 250)
@@ -65,5 +65,5 @@ function stepAt(elapsedSeconds) {
 export default function () {
   const { learner, round } = slot(exec.scenario.iterationInTest, s.learners)
   const step = stepAt((Date.now() - exec.scenario.startTime) / 1000)
-  postBatch(s, PROGRESS_PATH, learner, progressBatch(learner, round, s.eventsPerBatch, s.courses), { step })
+  postBatch(s, PROGRESS_PATH, learner, progressEventsJson(learner, round, s.eventsPerBatch, s.courses), { step })
 }
