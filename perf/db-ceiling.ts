@@ -6,19 +6,17 @@
 //   node perf/db-ceiling.ts --url postgres://... [--callers 4] [--seconds 10] [--warmup 3]
 //     [--learners 5000] [--courses 4] [--events 10]
 import { createPool } from '../src/db/pool.ts'
-import { prepareProgress, type ProgressRow } from '../src/ingest/validate.ts'
+import type { ProgressRow } from '../src/ingest/validate.ts'
 import { closedLoop, driverArgs } from './closed-loop.ts'
-import { DEMO_ORG, progressBatch, slot } from './lib/activity.js'
+import { slot } from './lib/activity.js'
+import { preparedProgressBatch } from './prepared-batch.ts'
 
 const args = driverArgs(process.argv.slice(2))
 const sql = createPool(args.url, { max: args.callers, applicationName: 'bench-db-ceiling' })
-const window = { retentionDays: 30, maxFutureMs: 86400000 }
 
 function batch(iteration: number): ProgressRow[] {
   const { learner, round } = slot(iteration, args.learners)
-  const events = progressBatch(learner, round, args.eventsPerBatch, args.courses)
-  const principal = { userId: `learner-${learner}`, role: 'learner' as const, orgId: DEMO_ORG }
-  return prepareProgress(events, principal, window, new Date().toISOString()).rows
+  return preparedProgressBatch(learner, round, args.eventsPerBatch, args.courses).rows
 }
 
 // Batches are made before the clock starts, so that the driver's own work

@@ -5,13 +5,12 @@
 // aggregate, which the procedure does, so it is flattered.) Prints one JSON line.
 //   node perf/naive.ts --url postgres://... [--callers 4] [--seconds 10] [--warmup 3] ...
 import { createPool } from '../src/db/pool.ts'
-import { prepareProgress } from '../src/ingest/validate.ts'
 import { closedLoop, driverArgs } from './closed-loop.ts'
-import { DEMO_ORG, progressBatch, slot } from './lib/activity.js'
+import { DEMO_ORG, slot } from './lib/activity.js'
+import { preparedProgressBatch } from './prepared-batch.ts'
 
 const args = driverArgs(process.argv.slice(2))
 const sql = createPool(args.url, { max: args.callers, applicationName: 'bench-naive' })
-const window = { retentionDays: 30, maxFutureMs: 86400000 }
 
 const STATUS = { lesson_started: 'started', lesson_progress: 'in_progress', lesson_completed: 'completed' } as const
 
@@ -20,9 +19,7 @@ try {
     ...args,
     async send(iteration) {
       const { learner, round } = slot(iteration, args.learners)
-      const events = progressBatch(learner, round, args.eventsPerBatch, args.courses)
-      const principal = { userId: `learner-${learner}`, role: 'learner' as const, orgId: DEMO_ORG }
-      const { rows } = prepareProgress(events, principal, window, new Date().toISOString())
+      const { rows } = preparedProgressBatch(learner, round, args.eventsPerBatch, args.courses)
       for (const row of rows) {
         const [assignment] = await sql<{ org_id: string }[]>`
           select org_id from assignments

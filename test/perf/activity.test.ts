@@ -1,11 +1,8 @@
 // The load generator's batches are written as JSON text by hand (perf/lib/activity.js,
 // for k6's sake): they must still be valid JSON and valid contract events.
 import t from 'tap'
-import { prepareProgress } from '../../src/ingest/validate.ts'
 import { progressBatch, progressEventsJson } from '../../perf/lib/activity.js'
-
-const window = { retentionDays: 30, maxFutureMs: 86400000 }
-const principal = (learner: number) => ({ userId: `learner-${learner}`, role: 'learner' as const, orgId: 'demo' })
+import { preparedProgressBatch } from '../../perf/prepared-batch.ts'
 
 t.test('every batch is canonical JSON of contract-valid progress events', async (t) => {
   let checked = 0
@@ -16,7 +13,7 @@ t.test('every batch is canonical JSON of contract-valid progress events', async 
         const events = JSON.parse(text) as Record<string, unknown>[]
         t.equal(JSON.stringify(events), text, 'nothing JSON.stringify would write differently')
         t.equal(events.length, eventsPerBatch)
-        const { rows, rejected } = prepareProgress(events, principal(learner), window, new Date().toISOString())
+        const { rows, rejected } = preparedProgressBatch(learner, round, eventsPerBatch, 4)
         t.same(rejected, [], `learner ${learner} round ${round}: no event rejected`)
         t.equal(rows.length, eventsPerBatch)
         checked++
