@@ -56,10 +56,17 @@ const learners = positive('learners')
 const courses = positive('courses')
 const eventsPerBatch = positive('events')
 
-/** Phase lengths in seconds: the full run takes about ten minutes, --quick about two. */
+/** Evenly spaced fractions from..to (ramp.js steps its rate linearly). */
+const fractions = (from: number, to: number, by: number) => Array.from({ length: Math.round((to - from) / by) + 1 }, (_, k) => from + k * by)
+
+/**
+ * Phase lengths in seconds: the full run takes about twelve minutes, --quick
+ * about two. Ramp steps are eighths of the ceiling, so the knee is read to
+ * 0.125x (quarters until 2026-11-30).
+ */
 const plan = quick
-  ? { ceilingCallers: [4], driverSeconds: 5, warmup: 5, steady: 15, mixed: 10, rampSteps: [0.5, 0.75, 1, 1.25], rampStep: 5, overload: 10, rampWithoutGroupCommit: false }
-  : { ceilingCallers: [2, 4, 8], driverSeconds: 15, warmup: 10, steady: 60, mixed: 30, rampSteps: [0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75], rampStep: 15, overload: 20, rampWithoutGroupCommit: true }
+  ? { ceilingCallers: [4], driverSeconds: 5, warmup: 5, steady: 15, mixed: 10, rampSteps: fractions(0.5, 1.125, 0.125), rampStep: 5, overload: 10, rampWithoutGroupCommit: false }
+  : { ceilingCallers: [2, 4, 8], driverSeconds: 15, warmup: 10, steady: 60, mixed: 30, rampSteps: fractions(0.25, 1.5, 0.125), rampStep: 15, overload: 20, rampWithoutGroupCommit: true }
 
 const KNEE_P95_MS = 50
 
@@ -566,11 +573,13 @@ function renderTable(r: Results): string {
   )
   const ramps = r.runs.filter((run) => run.name === 'ramp')
   if (ramps.length > 0) {
-    lines.push('', '| ramp step | group commit | target/s | batches/s | p50 ms | p95 ms | p99 ms | error rate | healthy |', '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
+    lines.push('', '| ramp step | x ceiling | group commit | target/s | batches/s | p50 ms | p95 ms | p99 ms | error rate | healthy |', '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
     for (const run of ramps) {
       for (const step of run.steps ?? []) {
+        // Steps are eighths (quarters before) of the ceiling; the rates were rounded to whole batches.
+        const fraction = Math.round((step.targetRate / ceiling.batchesPerSecond) * 8) / 8
         lines.push(
-          `| ${step.step} | ${run.groupCommit ? 'on' : 'off'} | ${step.targetRate} | ${step.batchesPerSecond} | ${step.latencyMs.p50} | ${step.latencyMs.p95} | ` +
+          `| ${step.step} | ${fraction} | ${run.groupCommit ? 'on' : 'off'} | ${step.targetRate} | ${step.batchesPerSecond} | ${step.latencyMs.p50} | ${step.latencyMs.p95} | ` +
             `${step.latencyMs.p99} | ${step.errorRate} | ${step.healthy ? 'yes' : 'no'} |`,
         )
       }
