@@ -3,9 +3,8 @@
 //   k6 run -e BASE_URL=http://127.0.0.1:3000 -e AUTH_JWT_SECRET=... [-e RATE=500]
 //     [-e DURATION=2m] [-e EVENTS_PER_BATCH=10] [-e LEARNERS=5000] [-e COURSES=4] perf/progress-batch.js
 // after `npm run seed:demo -- --learners 5000 --courses 4` on the same database.
-import exec from 'k6/execution'
 import { progressEventsJson, slot } from './lib/activity.js'
-import { postBatch, PROGRESS_PATH, serviceThresholds, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
+import { currentScenario, postBatch, PROGRESS_PATH, serviceThresholds, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
 
 const s = settings()
 
@@ -25,7 +24,9 @@ export const options = {
   summaryTrendStats: SUMMARY_TREND_STATS,
 }
 
+const scenario = currentScenario()
+
 export default function () {
-  const { learner, round } = slot(exec.scenario.iterationInTest, s.learners)
+  const { learner, round } = slot(scenario().iterationInTest, s.learners)
   postBatch(s, PROGRESS_PATH, learner, progressEventsJson(learner, round, s.eventsPerBatch, s.courses))
 }

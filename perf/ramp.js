@@ -5,9 +5,8 @@
 // step whose p95 stays under KNEE_P95_MS with the full rate delivered.
 //   k6 run -e BASE_URL=... -e AUTH_JWT_SECRET=... [-e START_RATE=250] [-e STEP_RATE=250]
 //     [-e STEPS=8] [-e STEP_DURATION=20s] [-e KNEE_P95_MS=50] perf/ramp.js
-import exec from 'k6/execution'
 import { progressEventsJson, slot } from './lib/activity.js'
-import { postBatch, PROGRESS_PATH, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
+import { currentScenario, postBatch, PROGRESS_PATH, settings, SUMMARY_TREND_STATS } from './lib/k6.js'
 
 const startRate = Number(__ENV.START_RATE || 250)
 const stepRate = Number(__ENV.STEP_RATE || 250)
@@ -62,8 +61,10 @@ function stepAt(elapsedSeconds) {
   return String(k + 1)
 }
 
+const scenario = currentScenario()
+
 export default function () {
-  const { learner, round } = slot(exec.scenario.iterationInTest, s.learners)
-  const step = stepAt((Date.now() - exec.scenario.startTime) / 1000)
+  const { learner, round } = slot(scenario().iterationInTest, s.learners)
+  const step = stepAt((Date.now() - scenario().startTime) / 1000)
   postBatch(s, PROGRESS_PATH, learner, progressEventsJson(learner, round, s.eventsPerBatch, s.courses), { step })
 }
