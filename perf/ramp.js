@@ -64,7 +64,8 @@ function stepAt(elapsedSeconds) {
 const scenario = currentScenario()
 
 export default function () {
-  const { learner, round } = slot(scenario().iterationInTest, s.learners)
-  const step = stepAt((Date.now() - scenario().startTime) / 1000)
+  const current = scenario()
+  const { learner, round } = slot(current.iterationInTest, s.learners)
+  const step = stepAt((Date.now() - current.startTime) / 1000)
   postBatch(s, PROGRESS_PATH, learner, progressEventsJson(learner, round, s.eventsPerBatch, s.courses), { step })
 }
