@@ -70,6 +70,15 @@ const plan = quick
 
 const KNEE_P95_MS = 50
 
+/**
+ * k6's Go garbage collector, given room: each batch's JavaScript leaves
+ * garbage, and with Go's default (GOGC=100) k6 spent about a fifth more CPU
+ * per request on the cores it shares with the service (docs/performance.md,
+ * "Where the rest of the time goes"). The memory limit keeps 1,000 VUs in
+ * bounds. GOGC or GOMEMLIMIT in the environment win.
+ */
+const K6_GC = { GOGC: '400', GOMEMLIMIT: '3GiB' }
+
 // ---------------------------------------------------------------- helpers
 
 const tty = process.stdout.isTTY
@@ -345,7 +354,7 @@ async function runK6(
   const args = ['run', '--quiet', '--no-usage-report', '--address', '', '--summary-export', summaryFile]
   for (const [key, value] of Object.entries(env)) args.push('-e', `${key}=${value}`)
   args.push(path.join(root, 'perf', script))
-  const child = spawn(k6, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(k6, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...K6_GC, ...process.env } })
   children.add(child)
   let output = ''
   child.stdout!.on('data', (chunk) => (output += chunk))
