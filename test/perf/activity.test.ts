@@ -2,7 +2,7 @@
 // for k6's sake): they must still be valid JSON and valid contract events.
 import t from 'tap'
 import { progressBatch, progressEventsJson } from '../../perf/lib/activity.js'
-import { preparedProgressBatch } from '../../perf/prepared-batch.ts'
+import { prepareAsLearner } from '../../perf/prepared-batch.ts'
 
 t.test('every batch is canonical JSON of contract-valid progress events', async (t) => {
   let checked = 0
@@ -13,7 +13,7 @@ t.test('every batch is canonical JSON of contract-valid progress events', async 
         const events = JSON.parse(text) as Record<string, unknown>[]
         t.equal(JSON.stringify(events), text, 'nothing JSON.stringify would write differently')
         t.equal(events.length, eventsPerBatch)
-        const { rows, rejected } = preparedProgressBatch(learner, round, eventsPerBatch, 4)
+        const { rows, rejected } = prepareAsLearner(learner, events)
         t.same(rejected, [], `learner ${learner} round ${round}: no event rejected`)
         t.equal(rows.length, eventsPerBatch)
         checked++
