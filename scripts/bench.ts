@@ -56,17 +56,13 @@ const learners = positive('learners')
 const courses = positive('courses')
 const eventsPerBatch = positive('events')
 
-/** Evenly spaced fractions from..to (ramp.js steps its rate linearly). */
-const fractions = (from: number, to: number, by: number) => Array.from({ length: Math.round((to - from) / by) + 1 }, (_, k) => from + k * by)
-
-/**
- * Phase lengths in seconds: the full run takes about twelve minutes, --quick
- * about two. Ramp steps are eighths of the ceiling, so the knee is read to
- * 0.125x (quarters until 2026-11-30).
- */
+/** Phase lengths in seconds: the full run takes about twelve minutes, --quick about two. */
 const plan = quick
-  ? { ceilingCallers: [4], driverSeconds: 5, warmup: 5, steady: 15, mixed: 10, rampSteps: fractions(0.5, 1.125, 0.125), rampStep: 5, overload: 10, rampWithoutGroupCommit: false }
-  : { ceilingCallers: [2, 4, 8], driverSeconds: 15, warmup: 10, steady: 60, mixed: 30, rampSteps: fractions(0.25, 1.5, 0.125), rampStep: 15, overload: 20, rampWithoutGroupCommit: true }
+  ? { ceilingCallers: [4], driverSeconds: 5, warmup: 5, steady: 15, mixed: 10, ramp: { from: 0.5, to: 1.125 }, rampStep: 5, overload: 10, rampWithoutGroupCommit: false }
+  : { ceilingCallers: [2, 4, 8], driverSeconds: 15, warmup: 10, steady: 60, mixed: 30, ramp: { from: 0.25, to: 1.5 }, rampStep: 15, overload: 20, rampWithoutGroupCommit: true }
+
+/** Ramp steps are this fraction of the ceiling apart, so the knee is read to 0.125x (quarters until 2026-11-30). */
+const RAMP_STEP_FRACTION = 1 / 8
 
 const KNEE_P95_MS = 50
 
@@ -421,19 +417,19 @@ function rampSteps(summary: Summary, rates: number[]): { steps: RampStep[]; knee
 }
 
 async function ramp(api: Api, ceiling: number): Promise<K6Run> {
-  const rates = plan.rampSteps.map((fraction) => Math.max(1, Math.round(fraction * ceiling)))
-  const first = rates[0]!
-  const stepRate = rates.length > 1 ? rates[1]! - first : first
-  const seconds = rates.length * (plan.rampStep + 3)
+  const first = Math.max(1, Math.round(plan.ramp.from * ceiling))
+  const stepRate = Math.max(1, Math.round(RAMP_STEP_FRACTION * ceiling))
+  const count = Math.round((plan.ramp.to - plan.ramp.from) / RAMP_STEP_FRACTION) + 1
+  const rates = Array.from({ length: count }, (_, k) => first + stepRate * k)
+  const seconds = count * (plan.rampStep + 3)
   const { run, summary } = await runK6(api, 'ramp', 'ramp.js', rates.at(-1)!, seconds, {
     START_RATE: first,
     STEP_RATE: stepRate,
-    STEPS: rates.length,
+    STEPS: count,
     STEP_DURATION: `${plan.rampStep}s`,
     KNEE_P95_MS,
   })
-  const linear = rates.map((_, k) => first + stepRate * k)
-  return { ...run, ...rampSteps(summary, linear) }
+  return { ...run, ...rampSteps(summary, rates) }
 }
 
 // ---------------------------------------------------------------- the run
@@ -585,8 +581,8 @@ function renderTable(r: Results): string {
     lines.push('', '| ramp step | x ceiling | group commit | target/s | batches/s | p50 ms | p95 ms | p99 ms | error rate | healthy |', '| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |')
     for (const run of ramps) {
       for (const step of run.steps ?? []) {
-        // Steps are eighths (quarters before) of the ceiling; the rates were rounded to whole batches.
-        const fraction = Math.round((step.targetRate / ceiling.batchesPerSecond) * 8) / 8
+        // Rates were rounded to whole batches; saved results do not carry the fraction.
+        const fraction = Math.round(step.targetRate / ceiling.batchesPerSecond / RAMP_STEP_FRACTION) * RAMP_STEP_FRACTION
         lines.push(
           `| ${step.step} | ${fraction} | ${run.groupCommit ? 'on' : 'off'} | ${step.targetRate} | ${step.batchesPerSecond} | ${step.latencyMs.p50} | ${step.latencyMs.p95} | ` +
             `${step.latencyMs.p99} | ${step.errorRate} | ${step.healthy ? 'yes' : 'no'} |`,
