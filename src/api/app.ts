@@ -52,8 +52,10 @@ export type AppConfig = Pick<
 /** Edge-protection knobs that are not environment settings (docs/edge.md). */
 export interface EdgeOptions {
   pressure?: PressureLimits
-  /** Ingestion calls in flight per pool connection before 503 OVERLOADED. */
+  /** Ingestion calls in flight per pool connection before 503 OVERLOADED, while a queue stands. */
   inFlightPerConnection?: number
+  /** How many times that many are admitted while no queue stands (1 turns bursts off). */
+  burstFactor?: number
   redisKeyPrefix?: string
   processMetrics?: boolean
 }
@@ -124,6 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(sheddingPlugin, {
     poolMax: config.DB_POOL_MAX,
     ...(edge.inFlightPerConnection ? { inFlightPerConnection: edge.inFlightPerConnection } : {}),
+    ...(edge.burstFactor ? { burstFactor: edge.burstFactor } : {}),
     ...(edge.pressure ? { pressure: edge.pressure } : {}),
   })
   await app.register(databasePlugin, { url: options.databaseUrl, poolMax: config.DB_POOL_MAX })

@@ -1,22 +1,61 @@
-// Load shedding: past the in-flight bound (pool size x factor) ingestion is
-// refused at once with 503 OVERLOADED and nothing is written; process pressure
-// (event-loop delay, heap, RSS) sheds too; memory stays bounded under a
-// sustained overload of a slow database.
+// Load shedding: past the in-flight bound (pool size x factor, twice that for
+// a burst while no queue stands) ingestion is refused at once with 503
+// OVERLOADED and nothing is written; process pressure (event-loop delay, heap,
+// RSS) sheds too; memory stays bounded under a sustained overload of a slow
+// database.
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import t from 'tap'
+import { InFlightGate } from '../../src/api/plugins/shedding.ts'
 import { progressEvent, seedOrg } from '../helper.ts'
 import { BATCH, buildEdge, eventually, lockAssignments, metric, scrape, sleep } from './edge-helper.ts'
 
 const learners = (n: number) => Array.from({ length: n }, (_, k) => `learner-${k}`)
 
+t.test('the gate admits a burst, and only the standing bound once a queue stands', async (t) => {
+  let now = 0
+  const gate = new InFlightGate({ bound: 2, burstBound: 4, targetMs: 50, intervalMs: 1000, now: () => now })
+  const take = (n: number) => Array.from({ length: n }, () => gate.acquire())
+  t.equal(gate.bound, 4, 'no queue stands at first')
+  const first = take(4)
+  t.throws(() => gate.acquire(), { code: 'OVERLOADED' }, 'full at the burst bound')
+  now = 900
+  first[0]!() // answered after 900 ms: no sign that the queue drains
+  t.equal(gate.bound, 4, 'within the interval the burst bound holds')
+  now = 1001
+  t.ok(gate.standing, 'no call answered within the target for a whole interval: a queue stands')
+  t.equal(gate.bound, 2)
+  t.throws(() => gate.acquire(), { code: 'OVERLOADED' }, '3 in flight, standing bound 2')
+  first[1]!()
+  t.throws(() => gate.acquire(), { code: 'OVERLOADED' }, '2 in flight, still full')
+  first[2]!()
+  const quick = gate.acquire()
+  now = 1040
+  quick() // answered within 40 ms: the queue drained
+  t.notOk(gate.standing, 'a call answered within the target clears the queue')
+  t.equal(gate.bound, 4)
+  const burst = take(3)
+  t.equal(gate.inFlight, 4)
+  now = 3000
+  t.equal(gate.bound, 2, 'stands again when nothing is answered for an interval (a stalled database)')
+  first[3]!()
+  for (const release of burst) release()
+  t.equal(gate.inFlight, 0)
+  t.ok(gate.standing, 'slow answers leave it standing')
+  take(1)
+  t.notOk(gate.standing, 'a call that finds the gate empty waited for nobody: no queue stands')
+  t.equal(new InFlightGate({ bound: 4, burstBound: 2 }).burstBound, 4, 'a burst bound below the standing bound is raised to it')
+})
+
 t.test('503 OVERLOADED at once under a saturated pool, nothing written, and recovery after', async (t) => {
-  // Bound: 4 connections x 1 = 4 ingestion calls in flight. Group commit runs
-  // at most 2 calls per stream, so 2 connections stay free for health checks.
+  // Standing bound: 4 connections x 1 = 4 ingestion calls in flight; while no
+  // queue stands, twice that. Group commit runs one call per stream, so
+  // connections stay free for health checks.
   const h = await buildEdge(t, { config: { DB_POOL_MAX: 4 }, edge: { inFlightPerConnection: 1 } })
   const users = learners(30)
   await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], users)
   const tokens = await Promise.all(users.map((user) => h.token(user)))
+  t.equal(metric(await scrape(h.app), 'ingest_in_flight_bound'), 8, 'an idle gate admits the burst bound')
 
   const lock = await lockAssignments(h.sql)
   t.teardown(() => lock.release())
@@ -27,37 +66,40 @@ t.test('503 OVERLOADED at once under a saturated pool, nothing written, and reco
     return response
   })
   // While the database is still blocked, every request past the bound has been answered.
-  t.ok(await eventually(() => settled >= 26, 10000), `26 requests answered while the database is blocked (${settled})`)
+  t.ok(await eventually(() => settled >= 22, 10000), `22 requests answered while the database is blocked (${settled})`)
   await sleep(100)
-  t.equal(settled, 26, 'the 4 admitted requests are still waiting for the database')
+  t.equal(settled, 22, 'the 8 admitted requests are still waiting for the database')
   const during = await scrape(h.app)
-  t.equal(metric(during, 'ingest_in_flight'), 4)
+  t.equal(metric(during, 'ingest_in_flight'), 8)
   t.equal(metric(during, 'db_pool_in_use_estimate'), 4)
-  t.equal(metric(during, 'db_pool_waiting_estimate'), 0)
-  t.equal(metric(during, 'shed_requests_total{reason="in_flight"}'), 26)
+  t.equal(metric(during, 'db_pool_waiting_estimate'), 4)
+  t.equal(metric(during, 'shed_requests_total{reason="in_flight"}'), 22)
   const health = await h.app.inject({ method: 'GET', url: '/api/health' })
   t.equal(health.statusCode, 200, 'health still answers while ingestion is saturated')
   // Shedding only starts once the gate is full, so a new request is refused before its body is read.
   const early = await h.app.inject({ method: 'POST', url: BATCH, headers: { authorization: `Bearer ${tokens[0]}`, 'content-type': 'application/json' }, payload: '{ not json' })
   t.equal(early.statusCode, 503, 'refused at onRequest: the malformed body was never parsed')
+  // Nothing answered for a whole interval: a queue stands and the bound falls back.
+  t.ok(await eventually(async () => metric(await scrape(h.app), 'ingest_in_flight_bound') === 4, 5000), 'the bound falls to 4 while the database stays blocked')
 
   await lock.release()
   const responses = await Promise.all(sends)
   const refused = responses.filter((res) => res.statusCode === 503)
   const accepted = responses.filter((res) => res.statusCode === 200)
-  t.equal(refused.length, 26)
-  t.equal(accepted.length, 4)
+  t.equal(refused.length, 22)
+  t.equal(accepted.length, 8)
   for (const res of refused.slice(0, 3)) {
     t.same(res.json(), { statusCode: 503, code: 'OVERLOADED', error: 'Service Unavailable', message: 'Service is overloaded: retry in 2 seconds' })
     t.equal(res.headers['retry-after'], '2')
     t.ok(res.headers['x-client-queue-lag'] !== undefined, 'the lag header is on 503s too')
   }
   const [row] = await h.sql<{ count: number }[]>`select count(*)::int as count from progress_events`
-  t.equal(row!.count, 8, 'only the 4 admitted batches were written')
+  t.equal(row!.count, 16, 'only the 8 admitted batches were written')
 
   const after = await h.post(tokens[1]!)
   t.equal(after.statusCode, 200, 'admitted again once calls complete')
   t.equal(metric(await scrape(h.app), 'ingest_in_flight'), 0)
+  t.equal(metric(await scrape(h.app), 'ingest_in_flight_bound'), 8, 'a call that found the gate empty clears the queue')
 })
 
 function forceGc(): () => void {
@@ -84,9 +126,9 @@ t.test('memory stays bounded under sustained overload against a blocked database
 
   const lock = await lockAssignments(h.sql)
   t.teardown(() => lock.release())
-  // Fill the gate (bound 4) with requests that wait on the blocked database.
-  const admitted = [0, 1, 2, 3].map(send)
-  t.ok(await eventually(() => h.app.ingestGate.inFlight === 4, 10000), 'the gate is full')
+  // Fill the gate (burst bound 2 x 2 x 2 = 8) with requests that wait on the blocked database.
+  const admitted = [0, 1, 2, 3, 4, 5, 6, 7].map(send)
+  t.ok(await eventually(() => h.app.ingestGate.inFlight === 8, 10000), 'the gate is full')
 
   const latencies: number[] = []
   const statuses = new Map<number, number>()
@@ -117,7 +159,7 @@ t.test('memory stays bounded under sustained overload against a blocked database
   const after = process.memoryUsage()
 
   t.same([...statuses], [[503, WARM_UP + TOTAL]], 'every request past the bound was refused')
-  t.equal(h.app.ingestGate.inFlight, 4, 'while the admitted ones still wait for the database: 503s never waited for it')
+  t.equal(h.app.ingestGate.inFlight, 8, 'while the admitted ones still wait for the database: 503s never waited for it')
   latencies.sort((a, b) => a - b)
   const median = latencies[Math.floor(latencies.length / 2)]!
   t.comment(`503 latency: median ${Math.round(median)} ms, slowest ${Math.round(latencies.at(-1)!)} ms (50 concurrent clients)`)
@@ -131,7 +173,7 @@ t.test('memory stays bounded under sustained overload against a blocked database
 
   await lock.release()
   const answers = await Promise.all(admitted)
-  t.same(answers.map((res) => res.status), [200, 200, 200, 200], 'the admitted requests complete')
+  t.same(answers.map((res) => res.status), Array(8).fill(200), 'the admitted requests complete')
   await Promise.all(answers.map((res) => res.arrayBuffer()))
 })
 

@@ -27,8 +27,12 @@ const LOCK_GAP_MS = 100
 const CLIENT_TIMEOUT_MS = 10000
 /** A small pool keeps the in-flight bound (a multiple of the pool size) low. */
 const POOL_MAX = 2
-/** Learners per unit of in-flight bound: while the lock is held every learner has a batch waiting. */
-const LEARNERS_PER_SLOT = 2
+/**
+ * Learners per unit of the in-flight bound an idle API publishes (its burst
+ * bound, the most it admits): while the lock is held every learner has a batch
+ * waiting, so some must be refused.
+ */
+const LEARNERS_PER_SLOT = 1.25
 
 
 /** Holds a SHARE lock on progress_events (inserts wait) most of the time, until stopped. */

@@ -3,8 +3,8 @@
 // Two independent guards, both answering 503 OVERLOADED with Retry-After:
 // - process pressure (@fastify/under-pressure): event-loop delay, heap, RSS;
 // - work waiting for the database: ingestion calls in flight are counted
-//   against a bound of pool size x factor. Past it a request is refused before
-//   its body is read (onRequest) and, authoritatively, before the writer would
+//   against a bound (InFlightGate). Past it a request is refused before its
+//   body is read (onRequest) and, authoritatively, before the writer would
 //   queue for a connection (app.ingestGate), so nothing is written.
 // Public routes (health, metrics, documentation, CORS preflight) are never shed:
 // operators need them most when the service is struggling.
@@ -35,16 +35,20 @@ export interface PressureLimits {
 
 export interface SheddingPluginOptions {
   poolMax: number
-  /** Ingestion calls allowed in flight per pool connection (the rest wait for one). */
+  /** Ingestion calls allowed in flight per pool connection while a queue stands (the rest wait for one). */
   inFlightPerConnection?: number
+  /** How many times that many are admitted while no queue stands. */
+  burstFactor?: number
   pressure?: PressureLimits
 }
 
 // Little's law: at the contract's 500 batches/s, 160 calls in flight (10
 // connections x 16) means an average wait of 320 ms, past LAG_SLO_MS (250):
 // clients are already being told to slow down before anything is refused.
-// And at most 160 batches (40 MB at the default MAX_BATCH_BYTES) wait at once.
+// And at most 160 batches (40 MB at the default MAX_BATCH_BYTES) wait at once
+// under a sustained overload, twice that for a second at most.
 export const DEFAULT_IN_FLIGHT_PER_CONNECTION = 16
+export const DEFAULT_BURST_FACTOR = 2
 
 /** Defaults leave headroom below the hard limits V8 and the container enforce. */
 export function defaultPressureLimits(): Required<PressureLimits> {
@@ -59,15 +63,62 @@ export function defaultPressureLimits(): Required<PressureLimits> {
   }
 }
 
-/** Counts ingestion calls between acquire and release against a fixed bound. */
-export class InFlightGate {
-  readonly bound: number
-  readonly #onRefused: () => void
-  inFlight = 0
+export interface GateOptions {
+  /** Calls admitted while a queue stands. */
+  bound: number
+  /** Calls admitted while none does (at least `bound`). */
+  burstBound?: number
+  /** A call answered within this long shows that no queue stands. */
+  targetMs?: number
+  /** With no such call, and the gate never empty, for this long, a queue stands. */
+  intervalMs?: number
+  onRefused?: () => void
+  /** Clock in milliseconds; tests inject one. */
+  now?: () => number
+}
 
-  constructor(bound: number, onRefused: () => void = () => {}) {
-    this.bound = bound
-    this.#onRefused = onRefused
+/**
+ * Counts ingestion calls between acquire and release against a bound that
+ * depends on whether a queue stands (after CoDel, RFC 8289).
+ *
+ * A fixed count is a wait that shrinks as the rate grows: 160 calls are 320 ms
+ * at 500 batches/s but 119 ms at 1,344/s, so there a database stall of a few
+ * hundred milliseconds (a slow commit flush) shed requests that would have
+ * been answered well within the lag SLO a moment later. A burst, which drains,
+ * is told apart from an overload, which does not, the way CoDel does it: while
+ * calls keep being answered within `targetMs` (or the gate empties) the larger
+ * `burstBound` applies; once neither has happened for `intervalMs` the queue
+ * is standing and `bound` applies again, so under a sustained overload
+ * accepted requests wait no longer than with the plain count.
+ */
+export class InFlightGate {
+  readonly standingBound: number
+  readonly burstBound: number
+  readonly targetMs: number
+  readonly intervalMs: number
+  readonly #onRefused: () => void
+  readonly #now: () => number
+  inFlight = 0
+  /** When a call last showed that no queue stands. */
+  #clearAt: number
+
+  constructor(options: GateOptions) {
+    this.standingBound = options.bound
+    this.burstBound = Math.max(options.bound, options.burstBound ?? options.bound)
+    this.targetMs = options.targetMs ?? 50
+    this.intervalMs = options.intervalMs ?? 1000
+    this.#onRefused = options.onRefused ?? (() => {})
+    this.#now = options.now ?? (() => performance.now())
+    this.#clearAt = this.#now()
+  }
+
+  get standing(): boolean {
+    return this.#now() - this.#clearAt > this.intervalMs
+  }
+
+  /** The bound in force now. */
+  get bound(): number {
+    return this.standing ? this.standingBound : this.burstBound
   }
 
   get full(): boolean {
@@ -80,12 +131,16 @@ export class InFlightGate {
       this.#onRefused()
       throw new Errors.OVERLOADED(String(RETRY_AFTER_SECONDS))
     }
+    const acquiredAt = this.#now()
+    if (this.inFlight === 0) this.#clearAt = acquiredAt
     this.inFlight++
     let released = false
     return () => {
       if (released) return
       released = true
       this.inFlight--
+      const now = this.#now()
+      if (now - acquiredAt <= this.targetMs) this.#clearAt = now
     }
   }
 }
@@ -99,8 +154,12 @@ export default fp<SheddingPluginOptions>(
       labelNames: ['reason'] as const,
       registers,
     })
-    const perConnection = options.inFlightPerConnection ?? DEFAULT_IN_FLIGHT_PER_CONNECTION
-    const gate = new InFlightGate(Math.max(1, Math.floor(options.poolMax * perConnection)), () => shed.inc({ reason: 'in_flight' }))
+    const bound = Math.max(1, Math.floor(options.poolMax * (options.inFlightPerConnection ?? DEFAULT_IN_FLIGHT_PER_CONNECTION)))
+    const gate = new InFlightGate({
+      bound,
+      burstBound: Math.floor(bound * (options.burstFactor ?? DEFAULT_BURST_FACTOR)),
+      onRefused: () => shed.inc({ reason: 'in_flight' }),
+    })
 
     new Gauge({
       name: 'ingest_in_flight',
@@ -130,7 +189,14 @@ export default fp<SheddingPluginOptions>(
       },
     })
     new Gauge({ name: 'db_pool_max', help: 'Pool size', registers }).set(options.poolMax)
-    new Gauge({ name: 'ingest_in_flight_bound', help: 'Ingestion calls in flight before 503 OVERLOADED', registers }).set(gate.bound)
+    new Gauge({
+      name: 'ingest_in_flight_bound',
+      help: 'Ingestion calls in flight before 503 OVERLOADED, now (lower while a queue stands)',
+      registers,
+      collect() {
+        this.set(gate.bound)
+      },
+    })
 
     const overloaded = (reason: string) => {
       shed.inc({ reason })
