@@ -83,8 +83,8 @@ export interface GateOptions {
  *
  * A fixed count is a wait that shrinks as the rate grows: 160 calls are 320 ms
  * at 500 batches/s but 119 ms at 1,344/s, so there a database stall of a few
- * hundred milliseconds (a slow commit flush) shed requests that would have
- * been answered well within the lag SLO a moment later. A burst, which drains,
+ * hundred milliseconds (a new WAL segment, a lock wait) shed requests that
+ * would have been answered within the lag SLO a moment later. A burst, which drains,
  * is told apart from an overload, which does not, the way CoDel does it: while
  * calls keep being answered within `targetMs` (or the gate empties) the larger
  * `burstBound` applies; once neither has happened for `intervalMs` the queue
