@@ -25,6 +25,7 @@ import { createPool } from '../src/db/pool.ts'
 import { percentile, type LoopResult } from '../perf/closed-loop.ts'
 import { rssMb, treeCpuSeconds, watchRss } from '../perf/proc-stats.ts'
 import { enableWalTiming, walFlushReader, type WalFlushDelta, type WalFlushReader } from '../perf/wal-flushes.ts'
+import { recycleWal } from '../perf/wal-segments.ts'
 import { seedDemo } from './seed-demo.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
@@ -65,6 +66,9 @@ const plan = quick
 const RAMP_STEP_FRACTION = 1 / 8
 
 const KNEE_P95_MS = 50
+
+/** WAL kept for reuse on the bench's own server (perf/wal-segments.ts): the default max_wal_size. */
+const RECYCLED_WAL_MB = 1024
 
 /**
  * k6's Go garbage collector, given room: each batch's JavaScript leaves
@@ -453,9 +457,14 @@ try {
   commits.sort((a, b) => a - b)
   const commitFloorMs = { p50: round(percentile(commits, 50)), p95: round(percentile(commits, 95)), p99: round(percentile(commits, 99)) }
   // Only on the bench's own server: ALTER SYSTEM would outlive the run on someone else's.
-  if (postgresPid !== undefined) await enableWalTiming(sql)
+  let walSegments: number | undefined
+  if (postgresPid !== undefined) {
+    await enableWalTiming(sql)
+    say(`writing and recycling ${RECYCLED_WAL_MB} MB of WAL (a new server has no segments to reuse)`)
+    walSegments = await recycleWal(sql, RECYCLED_WAL_MB)
+  }
   wal = await walFlushReader(sql)
-  say(`seeded ${learners} learners x ${courses} courses; PostgreSQL ${version!.server_version}; commit floor p50 ${commitFloorMs.p50} ms p95 ${commitFloorMs.p95} ms; k6 ${k6}${wal?.timed ? '' : wal ? '; WAL flushes counted, not timed (track_wal_io_timing is off)' : '; no WAL statistics before PostgreSQL 14'}`)
+  say(`seeded ${learners} learners x ${courses} courses; PostgreSQL ${version!.server_version}; commit floor p50 ${commitFloorMs.p50} ms p95 ${commitFloorMs.p95} ms; ${walSegments ?? 'no'} WAL segments recycled; k6 ${k6}${wal?.timed ? '' : wal ? '; WAL flushes counted, not timed (track_wal_io_timing is off)' : '; no WAL statistics before PostgreSQL 14'}`)
 
   const ceilings: (LoopResult & { cpuSeconds: CpuSeconds })[] = []
   for (const callers of plan.ceilingCallers) {
@@ -512,6 +521,8 @@ try {
       loadAverage: { start: loadAtStart, end: os.loadavg().map((v) => round(v)) },
     },
     settings: { rate, learners, courses, eventsPerBatch },
+    // WAL segment files ready for reuse before the first phase (own server only; absent before 2026-12-01)
+    ...(walSegments !== undefined ? { walSegmentsRecycled: walSegments } : {}),
     commitFloorMs,
     baselines: { ceiling, ceilings, naive },
     apiIdleRssMb: idleRssMb,
@@ -542,6 +553,7 @@ interface Results {
   machine: { cpus: number; model?: string; loadAverage: { start: number[]; end: number[] } }
   settings: { rate: number; eventsPerBatch: number; learners: number }
   commitFloorMs: { p50: number; p95: number; p99: number }
+  walSegmentsRecycled?: number
   apiIdleRssMb: { on: number; off: number }
   baselines: { ceiling: LoopResult & { cpuSeconds: CpuSeconds }; naive: LoopResult & { cpuSeconds: CpuSeconds } }
   runs: K6Run[]
@@ -558,7 +570,8 @@ function renderTable(r: Results): string {
   const lines = [
     `Run ${r.startedAt} (${r.mode}), ${r.machine.cpus} CPUs (${r.machine.model ?? '?'}), load average ${r.machine.loadAverage.start.join(' ')} at the start, ` +
       `${r.machine.loadAverage.end.join(' ')} at the end; ${r.settings.learners} learners, ${r.settings.eventsPerBatch} events per batch; ` +
-      `commit floor (a one-record transaction's WAL flush) p50 ${r.commitFloorMs.p50} ms, p95 ${r.commitFloorMs.p95} ms.`,
+      `commit floor (a one-record transaction's WAL flush) p50 ${r.commitFloorMs.p50} ms, p95 ${r.commitFloorMs.p95} ms` +
+      (r.walSegmentsRecycled !== undefined ? `; ${r.walSegmentsRecycled} WAL segments ready for reuse before the first phase.` : '.'),
     '',
     '| scenario | group commit | target/s | batches/s | p50 ms | p95 ms | p99 ms | errors | dropped | server CPU ms/batch | k6 CPU ms/batch | API RSS peak MB | WAL flushes/batch | WAL flush ms |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
