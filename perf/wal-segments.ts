@@ -1,15 +1,11 @@
 // WAL segments to reuse, as a server that has been running has them.
 //
 // PostgreSQL writes WAL into 16 MB segment files and, at a checkpoint, renames
-// the ones it no longer needs for reuse (up to min_wal_size..max_wal_size
-// ahead). A new server has none, so every 16 MB of its WAL is a new file: with
-// wal_init_zero on (PostgreSQL's default) its first commit writes and syncs
-// 16 MB of zeros while every other commit waits (150-400 ms stalls every 2-3 s
-// at 800 batches/s on a virtual disk); with it off (the embedded server) the
-// file is sparse and each flush into it also commits the file system's block
-// allocation (the database ceiling about an eighth lower). Either way a
-// benchmark on a new server measures its first hour rather than its life
-// (docs/performance.md, "WAL segment stalls").
+// the ones it no longer needs for reuse. A new server has none, so every 16 MB
+// of its WAL is a new file, which costs either a zero-fill while every commit
+// waits (wal_init_zero on, PostgreSQL's default) or a block allocation in each
+// flush (off, the embedded server): docs/performance.md, "WAL segment stalls".
+// A benchmark on a new server would measure its first hour, not its life.
 //
 // So the bench, on its own server only, first writes `megabytes` of WAL,
 // keeps that much for reuse (min_wal_size, as docs/deploy.md advises) and
