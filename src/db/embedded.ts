@@ -166,13 +166,10 @@ async function start(
     '-c listen_addresses=127.0.0.1',
     "-c unix_socket_directories=''",
     '-c max_connections=300',
-    // A new cluster has no old WAL segments to recycle, so until checkpoints
-    // have recycled enough of them every 16 MB of WAL starts a new segment,
-    // and with wal_init_zero (PostgreSQL's default) the backend that crosses
-    // into it first writes 16 MB of zeros and syncs them while every commit
-    // waits: 150-400 ms stalls every 2-3 s at 800 batches/s on a virtual disk
-    // (docs/performance.md, "WAL segment stalls"). Off, the file is created
-    // sparse; crash safety is unchanged (fdatasync persists the allocation).
+    // A new cluster has no WAL segments to recycle; zero-filling each new one
+    // stalled every commit 150-400 ms every 2-3 s at 800 batches/s on a
+    // virtual disk. Off, it is created sparse, as safe (docs/performance.md,
+    // "WAL segment stalls").
     '-c wal_init_zero=off',
   ].join(' ')
   await run(bin.pg_ctl, ['start', '-D', pgDir, '-w', '-t', '60', '-l', path.join(pgDir, 'postgres.log'), '-o', options], user)

@@ -31,12 +31,10 @@ export default fp<IngestPluginOptions>(
     const writer: BatchWriter = {
       async write(stream, rows) {
         const release = app.ingestGate.acquire()
-        const started = performance.now()
         try {
           return await direct.write(stream, rows as never)
         } finally {
-          release()
-          const ms = performance.now() - started
+          const ms = release()
           lag.observe(ms)
           metrics.callSeconds.observe({ stream }, ms / 1000)
         }

@@ -46,7 +46,7 @@ export interface SheddingPluginOptions {
 // connections x 16) means an average wait of 320 ms, past LAG_SLO_MS (250):
 // clients are already being told to slow down before anything is refused.
 // And at most 160 batches (40 MB at the default MAX_BATCH_BYTES) wait at once
-// under a sustained overload, twice that for a second at most.
+// while a queue stands, twice that while none does (InFlightGate).
 export const DEFAULT_IN_FLIGHT_PER_CONNECTION = 16
 export const DEFAULT_BURST_FACTOR = 2
 
@@ -89,7 +89,7 @@ export interface GateOptions {
  * calls keep being answered within `targetMs` (or the gate empties) the larger
  * `burstBound` applies; once neither has happened for `intervalMs` the queue
  * is standing and `bound` applies again, so under a sustained overload
- * accepted requests wait no longer than with the plain count.
+ * accepted requests wait about as long as with the plain count.
  */
 export class InFlightGate {
   readonly standingBound: number
@@ -113,35 +113,48 @@ export class InFlightGate {
   }
 
   get standing(): boolean {
-    return this.#now() - this.#clearAt > this.intervalMs
+    return this.#standingAt(this.#now())
   }
 
   /** The bound in force now. */
   get bound(): number {
-    return this.standing ? this.standingBound : this.burstBound
+    return this.#boundAt(this.#now())
   }
 
   get full(): boolean {
     return this.inFlight >= this.bound
   }
 
-  /** Takes a slot or throws OVERLOADED; call the returned function exactly once. */
-  acquire(): () => void {
-    if (this.full) {
+  /**
+   * Takes a slot or throws OVERLOADED. The returned release frees it and
+   * answers how long the slot was held (ms; the same on a repeated call), so
+   * the caller need not time the call again.
+   */
+  acquire(): () => number {
+    const acquiredAt = this.#now()
+    if (this.inFlight >= this.#boundAt(acquiredAt)) {
       this.#onRefused()
       throw new Errors.OVERLOADED(String(RETRY_AFTER_SECONDS))
     }
-    const acquiredAt = this.#now()
     if (this.inFlight === 0) this.#clearAt = acquiredAt
     this.inFlight++
-    let released = false
+    let heldMs: number | undefined
     return () => {
-      if (released) return
-      released = true
-      this.inFlight--
+      if (heldMs !== undefined) return heldMs
       const now = this.#now()
-      if (now - acquiredAt <= this.targetMs) this.#clearAt = now
+      heldMs = now - acquiredAt
+      this.inFlight--
+      if (heldMs <= this.targetMs) this.#clearAt = now
+      return heldMs
     }
+  }
+
+  #standingAt(now: number): boolean {
+    return now - this.#clearAt > this.intervalMs
+  }
+
+  #boundAt(now: number): number {
+    return this.#standingAt(now) ? this.standingBound : this.burstBound
   }
 }
 
