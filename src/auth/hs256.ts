@@ -82,7 +82,7 @@ function checkClaims(claims: JWTPayload, checks: ClaimChecks, now: number): void
     const audiences = typeof claims.aud === 'string' ? [claims.aud] : Array.isArray(claims.aud) ? claims.aud : []
     if (!audiences.includes(checks.audience)) throw fail('unexpected "aud" claim value')
   }
-  // jose's order: iat's type, nbf, then exp (which decides the message when several fail)
+  // In jose's order (it decides which message a token with several faults gets): iat, nbf, exp.
   const numeric = (name: 'iat' | 'nbf' | 'exp') => {
     if (claims[name] !== undefined && typeof claims[name] !== 'number') throw fail(`"${name}" claim must be a number`)
     return claims[name]

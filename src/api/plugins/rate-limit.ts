@@ -66,11 +66,16 @@ export class FallbackCounter implements CounterStore {
   }
 
   incr(key: string, callback: StoreCallback, timeWindow: number, max: number): void {
+    // LocalStore answers with the very object it keeps and increments in
+    // place, and the plugin reads it only after an await: requests of one
+    // user that reach the limit in the same tick would all read the last
+    // count (six at once with a budget of five: six 429s). A copy each.
+    const local = () => this.#local.incr(key, (error, result) => callback(error, result && { ...result }), timeWindow, max)
     const redis = this.#redis
     // A connection that is up but whose commands failed (timeouts: a hung
     // Redis) gets another try once RETRY_REDIS_AFTER_MS has passed.
     if (!redis || redis.client.status !== 'ready' || (!this.shared && performance.now() < this.#retryAt)) {
-      this.#local.incr(key, callback, timeWindow, max)
+      local()
       return
     }
     redis.store.incr(key, (error, result) => {
@@ -80,7 +85,7 @@ export class FallbackCounter implements CounterStore {
       }
       this.#retryAt = performance.now() + RETRY_REDIS_AFTER_MS
       this.#setShared(false, error.message)
-      this.#local.incr(key, callback, timeWindow, max)
+      local()
     }, timeWindow, max)
   }
 
