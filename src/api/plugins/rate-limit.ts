@@ -68,8 +68,8 @@ export class FallbackCounter implements CounterStore {
   incr(key: string, callback: StoreCallback, timeWindow: number, max: number): void {
     // LocalStore answers with the very object it keeps and increments in
     // place, and the plugin reads it only after an await: requests of one
-    // user that reach the limit in the same tick would all read the last
-    // count (six at once with a budget of five: six 429s). A copy each.
+    // user that interleave between the two would all read the last count
+    // (six injected at once with a budget of five: six 429s). A copy each.
     const local = () => this.#local.incr(key, (error, result) => callback(error, result && { ...result }), timeWindow, max)
     const redis = this.#redis
     // A connection that is up but whose commands failed (timeouts: a hung
