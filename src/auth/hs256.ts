@@ -1,6 +1,6 @@
 // HS256 tokens verified with node:crypto, synchronously. jose verifies them
-// through WebCrypto, whose asynchronous job took about 150 us of CPU per
-// token here against 11 us for this (docs/performance.md, "Token checks").
+// through WebCrypto, whose asynchronous job took 131 to 159 us of CPU per
+// token here against 12 to 21 us this way (docs/performance.md, "Token checks").
 // The verifier caches what it verified, but a restarted API, a new hour of
 // tokens, or more active learners than the cache holds verify on every request.
 //
