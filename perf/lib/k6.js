@@ -41,9 +41,9 @@ export function settings(defaults = {}) {
 const HEADER = encoding.b64encode(JSON.stringify({ alg: 'HS256', typ: 'JWT' }), 'rawurl')
 const TOKEN_TTL_S = 24 * 3600
 // A learner's next batch goes to the same VU about once in as many batches
-// as there are VUs, so a bigger cache hardly ever hits and only grows k6's heap through a run,
-// which its collector marks every few seconds on the cores the service uses
-// (unbounded: 70-78 MB live after 60 s at 1,100/s, against 50-57 MB).
+// as there are VUs, so a bigger cache hardly ever hits and only grows k6's
+// heap through a run, which its collector marks every few seconds on the
+// cores the service uses (docs/performance.md, "What sets the stalls off").
 const TOKENS_KEPT_PER_VU = 64
 const tokens = new Map()
 

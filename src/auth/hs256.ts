@@ -6,7 +6,9 @@
 //
 // The checks are jose's jwtVerify with these options (test/auth/hs256.test.ts
 // runs both on the same tokens, and the checks run in jose's order, so a
-// token is refused for the same reason): three base64url segments, a header
+// token is refused for the same reason; the header is read first, for the
+// verifier to route by alg, and a fault there or in the segment count is
+// 'malformed' either way): three base64url segments, a header
 // and a claims set that are JSON objects, alg exactly HS256, the signature
 // compared in constant time, exp/nbf/iat numbers if present, exp after now, nbf not
 // after now, iss and aud when configured. One deliberate difference: any
@@ -33,14 +35,23 @@ const SIGNATURE_BYTES = 32
 const ASCII = /^[\x00-\x7f]*$/
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-export function verifyHs256(token: string, key: KeyObject, checks: ClaimChecks = {}, nowMs = Date.now()): JWTPayload {
-  const parts = token.split('.')
-  if (parts.length !== 3) throw new Hs256Error('ERR_JWS_INVALID', 'not a compact JWS')
-  const [header, payload, signature] = parts as [string, string, string]
+/** A token split at its dots with its header decoded, once: what routing by `alg` reads and verifyHs256 checks. */
+export interface CompactToken {
+  header: Record<string, unknown>
+  parts: string[]
+}
 
-  const protectedHeader = decodeObject(header)
-  if ('crit' in protectedHeader || 'b64' in protectedHeader) throw new Hs256Error('ERR_JWS_INVALID', 'crit and b64 are not supported')
-  if (protectedHeader.alg !== 'HS256') throw new Hs256Error('ERR_JWS_INVALID', 'alg is not HS256')
+export function readCompact(token: string): CompactToken {
+  const parts = token.split('.')
+  return { header: decodeObject(parts[0]!), parts }
+}
+
+export function verifyHs256(token: CompactToken, key: KeyObject, checks: ClaimChecks = {}, nowMs = Date.now()): JWTPayload {
+  if (token.parts.length !== 3) throw new Hs256Error('ERR_JWS_INVALID', 'not a compact JWS')
+  const [header, payload, signature] = token.parts as [string, string, string]
+
+  if ('crit' in token.header || 'b64' in token.header) throw new Hs256Error('ERR_JWS_INVALID', 'crit and b64 are not supported')
+  if (token.header.alg !== 'HS256') throw new Hs256Error('ERR_JWS_INVALID', 'alg is not HS256')
   if (!ASCII.test(payload)) throw new Hs256Error('ERR_JWS_INVALID', 'payload is not ASCII')
 
   const expected = createHmac('sha256', key).update(`${header}.${payload}`).digest()
@@ -56,11 +67,12 @@ export function verifyHs256(token: string, key: KeyObject, checks: ClaimChecks =
 
 /** jose's decoding on Node 24 (atob, forgiving of padding, strict about the alphabet and a length of 4n+1). */
 function decodeBase64url(segment: string): Buffer {
+  const invalid = () => new Hs256Error('ERR_JWS_INVALID', 'segment is not base64url')
+  if (segment.includes('+') || segment.includes('/')) throw invalid()
   try {
-    if (segment.includes('+') || segment.includes('/')) throw new Error('base64, not base64url')
     return Buffer.from(atob(segment.replaceAll('-', '+').replaceAll('_', '/')), 'latin1')
   } catch {
-    throw new Hs256Error('ERR_JWS_INVALID', 'segment is not base64url')
+    throw invalid()
   }
 }
 

@@ -2,8 +2,8 @@
 // AUTH_JWKS_URL; algorithms are pinned, so `alg: none` and algorithm
 // confusion are refused by construction.
 import { createSecretKey } from 'node:crypto'
-import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose'
-import { verifyHs256 } from './hs256.ts'
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose'
+import { readCompact, verifyHs256 } from './hs256.ts'
 import { isRole, type Principal, type Role } from './principal.ts'
 
 export interface VerifierOptions {
@@ -45,9 +45,10 @@ function createSignatureVerifier(options: VerifierOptions): (token: string) => P
   return async (token) => {
     let payload: JWTPayload
     try {
-      const { alg } = decodeProtectedHeader(token)
+      const compact = readCompact(token)
+      const alg = compact.header.alg
       if (alg === 'HS256' && secret) {
-        payload = verifyHs256(token, secret, claimChecks)
+        payload = verifyHs256(compact, secret, claimChecks)
       } else if ((alg === 'RS256' || alg === 'ES256') && jwks) {
         ;({ payload } = await jwtVerify(token, jwks, { algorithms: ['RS256', 'ES256'], ...claimChecks }))
       } else {

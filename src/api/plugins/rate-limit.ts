@@ -66,16 +66,11 @@ export class FallbackCounter implements CounterStore {
   }
 
   incr(key: string, callback: StoreCallback, timeWindow: number, max: number): void {
-    // LocalStore answers with the very object it keeps and increments in
-    // place, and the plugin reads it only after an await: requests of one
-    // user that interleave between the two would all read the last count
-    // (six injected at once with a budget of five: six 429s). A copy each.
-    const local = () => this.#local.incr(key, (error, result) => callback(error, result && { ...result }), timeWindow, max)
     const redis = this.#redis
     // A connection that is up but whose commands failed (timeouts: a hung
     // Redis) gets another try once RETRY_REDIS_AFTER_MS has passed.
     if (!redis || redis.client.status !== 'ready' || (!this.shared && performance.now() < this.#retryAt)) {
-      local()
+      this.#incrLocal(key, callback, timeWindow, max)
       return
     }
     redis.store.incr(key, (error, result) => {
@@ -85,8 +80,16 @@ export class FallbackCounter implements CounterStore {
       }
       this.#retryAt = performance.now() + RETRY_REDIS_AFTER_MS
       this.#setShared(false, error.message)
-      local()
+      this.#incrLocal(key, callback, timeWindow, max)
     }, timeWindow, max)
+  }
+
+  // LocalStore answers with the very object it keeps and increments in
+  // place, and the plugin reads it only after an await: requests of one user
+  // that interleave between the two would all read the last count (six
+  // injected at once with a budget of five: six 429s). A copy each.
+  #incrLocal(key: string, callback: StoreCallback, timeWindow: number, max: number): void {
+    this.#local.incr(key, (error, result) => callback(error, result && { ...result }), timeWindow, max)
   }
 
   /** Disconnects without reporting our own disconnection as an outage. */
