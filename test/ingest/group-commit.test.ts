@@ -120,6 +120,61 @@ t.test('a call never grows past maxRows, but a large request still goes whole', 
   t.same(sizes, [1, 3, 5, 7])
 })
 
+/** Resolves after the event loop has gone round once: queued callbacks and I/O have run. */
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
+
+t.test('a busy stream lingers for company before its next call; a quiet one never does', async (t) => {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url, 4)
+  await seedOrg(sql, 'org-a', [{ courseId: 'course-1', lessonCount: 4 }], ['alice'])
+  const calls: number[] = []
+  const writer = (lingerMs: number, lingerUntil: number) =>
+    groupCommitWriter(sql, { maxInFlight: 1, lingerMs, lingerUntil, onCall: (_stream, requests) => calls.push(requests) })
+  const one = () => numbered([progressRow()])
+
+  // Quiet: every call carried one request, so the next goes at once (no 10 s linger).
+  const quiet = writer(10_000, 6)
+  let begun = performance.now()
+  await quiet.write('progress', one())
+  await quiet.write('progress', one())
+  t.ok(performance.now() - begun < 5_000, 'requests after a call alone are not held')
+  t.same(calls, [1, 1])
+
+  // Busy: a call of two ends with one request waiting; the next call waits
+  // 300 ms, and what arrives meanwhile goes with it.
+  calls.length = 0
+  const busy = writer(300, 6)
+  const first = busy.write('progress', one())
+  const pair = [busy.write('progress', one()), busy.write('progress', one())]
+  await first
+  await nextTurn() // the pair's call is running
+  const waiting = busy.write('progress', one())
+  await Promise.all(pair)
+  const pairDone = performance.now()
+  await nextTurn() // without lingering, `waiting` would now go alone
+  const later = [busy.write('progress', one()), busy.write('progress', one())]
+  t.same(await Promise.all([waiting, ...later]), ['a', 'a', 'a'])
+  t.ok(performance.now() - pairDone >= 290, 'the call after a busy one waited for company')
+  t.same(calls, [1, 2, 3], 'the request waiting and the two that came during the linger shared one call')
+
+  // Enough company ends the wait at once: lingerUntil requests waiting.
+  calls.length = 0
+  const gathering = writer(10_000, 3)
+  const opening = gathering.write('progress', one())
+  const second = [gathering.write('progress', one()), gathering.write('progress', one())]
+  await opening
+  await nextTurn()
+  const held = gathering.write('progress', one())
+  await Promise.all(second)
+  begun = performance.now()
+  await nextTurn()
+  t.same(await Promise.all([held, gathering.write('progress', one()), gathering.write('progress', one())]), ['a', 'a', 'a'])
+  t.ok(performance.now() - begun < 5_000, 'the third waiting request sent the call without the 10 s linger')
+  t.same(calls, [1, 2, 3])
+  const [stored] = await sql<{ count: number }[]>`select count(*)::int as count from progress_events`
+  t.equal(stored!.count, 14)
+})
+
 t.test('a large coalesced call with many deferred and repeated events answers every request in order', async (t) => {
   const { sql, writer, calls } = await setup(t)
   const shared = Array.from({ length: 20 }, (_, k) => progressRow({ user_id: k % 2 ? 'alice' : `nobody-${k}` }))
