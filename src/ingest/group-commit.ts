@@ -45,7 +45,7 @@ export interface GroupCommitOptions {
 // per batch than with 2, at the same latency (docs/performance.md). The price:
 // a call held up by a row lock (an erasure, a replay) holds up its stream for
 // as long, with the shedding bound (503 + Retry-After) behind it.
-// Lingering 1 ms (a busy stream only) took calls from 2-3 to 5-6 requests at
+// Lingering 1 ms (a busy stream only) took calls from 2-4 to 6-7 requests at
 // 1,400 batches/s and the CPU per batch a tenth lower; at 500/s calls carry
 // one request, so it hardly ever lingers (docs/performance.md, "Group commit").
 export const GROUP_COMMIT_DEFAULTS = { maxInFlight: 1, maxRows: 1000, lingerMs: 1, lingerUntil: 6 } as const
