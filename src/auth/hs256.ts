@@ -67,14 +67,15 @@ export function verifyHs256(token: CompactToken, key: KeyObject, checks: ClaimCh
 
 /** jose's decoding on Node 24 (atob, forgiving of padding, strict about the alphabet and a length of 4n+1). */
 function decodeBase64url(segment: string): Buffer {
-  const invalid = () => new Hs256Error('ERR_JWS_INVALID', 'segment is not base64url')
-  if (segment.includes('+') || segment.includes('/')) throw invalid()
+  if (segment.includes('+') || segment.includes('/')) throw notBase64url()
   try {
     return Buffer.from(atob(segment.replaceAll('-', '+').replaceAll('_', '/')), 'latin1')
   } catch {
-    throw invalid()
+    throw notBase64url()
   }
 }
+
+const notBase64url = () => new Hs256Error('ERR_JWS_INVALID', 'segment is not base64url')
 
 function decodeObject(segment: string): Record<string, unknown> {
   let value: unknown

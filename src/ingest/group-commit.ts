@@ -128,12 +128,18 @@ export function groupCommitWriter(sql: Sql, options: GroupCommitOptions = {}): B
     group.forEach((pending, k) => pending.resolve(outcomes.slice(offsets[k], offsets[k]! + pending.rows.length)))
   }
 
-  /** `carried`: how many requests the call that just ended carried (0: a new request). */
+  /** `carried`: how many requests the call that just ended carried (0: a new request, or the linger's end). */
   function pump(stream: Stream, carried = 0): void {
     const lane = lanes[stream]
-    if (lane.linger) return
-    if (carried > 1 && lingerMs > 0 && lane.queue.length > 0 && lane.queue.length < lingerUntil) {
-      lane.linger = setTimeout(() => stopLingering(stream), lingerMs)
+    if (lane.linger) {
+      if (lane.queue.length < lingerUntil) return // still waiting for company
+      clearTimeout(lane.linger)
+      lane.linger = undefined
+    } else if (carried > 1 && lingerMs > 0 && lane.queue.length > 0 && lane.queue.length < lingerUntil) {
+      lane.linger = setTimeout(() => {
+        lane.linger = undefined
+        pump(stream)
+      }, lingerMs)
       return
     }
     while (lane.inFlight < maxInFlight && lane.queue.length > 0) {
@@ -146,19 +152,11 @@ export function groupCommitWriter(sql: Sql, options: GroupCommitOptions = {}): B
     }
   }
 
-  function stopLingering(stream: Stream): void {
-    clearTimeout(lanes[stream].linger)
-    lanes[stream].linger = undefined
-    pump(stream)
-  }
-
   return {
     write(stream: Stream, rows: Row[]): Promise<Outcomes> {
       return new Promise<Outcomes>((resolve, reject) => {
-        const lane = lanes[stream]
-        lane.queue.push({ rows, resolve, reject })
-        if (lane.linger && lane.queue.length >= lingerUntil) stopLingering(stream)
-        else pump(stream)
+        lanes[stream].queue.push({ rows, resolve, reject })
+        pump(stream)
       })
     },
   } as BatchWriter

@@ -1,6 +1,8 @@
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { groupCommitWriter } from '../../src/ingest/group-commit.ts'
 import type { ProgressRow } from '../../src/ingest/validate.ts'
+import type { BatchWriter } from '../../src/ingest/writer.ts'
 import { ConfigError, loadConfig } from '../../src/config.ts'
 import { createPool } from '../../src/db/pool.ts'
 import { build, progressEvent, progressRow, seedOrg, testDatabase, testPool } from '../helper.ts'
@@ -40,7 +42,7 @@ t.test('each coalesced request gets exactly its own outcomes', async (t) => {
   const stored = progressRow()
   t.equal(await writer.write('progress', numbered([stored])), 'a')
   // The slot frees just after the caller is answered: let it, so `first` goes alone.
-  await new Promise((resolve) => setImmediate(resolve))
+  await nextTurn()
   calls.length = 0
 
   const repeated = progressRow({ user_id: 'bob' })
@@ -120,9 +122,6 @@ t.test('a call never grows past maxRows, but a large request still goes whole', 
   t.same(sizes, [1, 3, 5, 7])
 })
 
-/** Resolves after the event loop has gone round once: queued callbacks and I/O have run. */
-const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
-
 t.test('a busy stream lingers for company before its next call; a quiet one never does', async (t) => {
   const url = await testDatabase(t)
   const sql = testPool(t, url, 4)
@@ -131,45 +130,43 @@ t.test('a busy stream lingers for company before its next call; a quiet one neve
   const writer = (lingerMs: number, lingerUntil: number) =>
     groupCommitWriter(sql, { maxInFlight: 1, lingerMs, lingerUntil, onCall: (_stream, requests) => calls.push(requests) })
   const one = () => numbered([progressRow()])
+  /**
+   * A call of one, then a call of two during which a request arrives; once
+   * that busy call has ended, two more. Answers their outcomes and how long
+   * after the busy call they were answered.
+   */
+  async function afterABusyCall(writer: BatchWriter) {
+    calls.length = 0
+    const first = writer.write('progress', one())
+    const pair = [writer.write('progress', one()), writer.write('progress', one())]
+    await first
+    await nextTurn() // the pair's call is running
+    const waiting = writer.write('progress', one())
+    await Promise.all(pair)
+    const busyCallDone = performance.now()
+    await nextTurn() // without lingering, `waiting` would now go alone
+    const outcomes = await Promise.all([waiting, writer.write('progress', one()), writer.write('progress', one())])
+    return { outcomes, ms: performance.now() - busyCallDone }
+  }
 
   // Quiet: every call carried one request, so the next goes at once (no 10 s linger).
   const quiet = writer(10_000, 6)
-  let begun = performance.now()
+  const begun = performance.now()
   await quiet.write('progress', one())
   await quiet.write('progress', one())
   t.ok(performance.now() - begun < 5_000, 'requests after a call alone are not held')
   t.same(calls, [1, 1])
 
-  // Busy: a call of two ends with one request waiting; the next call waits
-  // 300 ms, and what arrives meanwhile goes with it.
-  calls.length = 0
-  const busy = writer(300, 6)
-  const first = busy.write('progress', one())
-  const pair = [busy.write('progress', one()), busy.write('progress', one())]
-  await first
-  await nextTurn() // the pair's call is running
-  const waiting = busy.write('progress', one())
-  await Promise.all(pair)
-  const pairDone = performance.now()
-  await nextTurn() // without lingering, `waiting` would now go alone
-  const later = [busy.write('progress', one()), busy.write('progress', one())]
-  t.same(await Promise.all([waiting, ...later]), ['a', 'a', 'a'])
-  t.ok(performance.now() - pairDone >= 290, 'the call after a busy one waited for company')
+  // Busy: the next call waits 300 ms, and what arrives meanwhile goes with it.
+  const busy = await afterABusyCall(writer(300, 6))
+  t.same(busy.outcomes, ['a', 'a', 'a'])
+  t.ok(busy.ms >= 290, 'the call after a busy one waited for company')
   t.same(calls, [1, 2, 3], 'the request waiting and the two that came during the linger shared one call')
 
   // Enough company ends the wait at once: lingerUntil requests waiting.
-  calls.length = 0
-  const gathering = writer(10_000, 3)
-  const opening = gathering.write('progress', one())
-  const second = [gathering.write('progress', one()), gathering.write('progress', one())]
-  await opening
-  await nextTurn()
-  const held = gathering.write('progress', one())
-  await Promise.all(second)
-  begun = performance.now()
-  await nextTurn()
-  t.same(await Promise.all([held, gathering.write('progress', one()), gathering.write('progress', one())]), ['a', 'a', 'a'])
-  t.ok(performance.now() - begun < 5_000, 'the third waiting request sent the call without the 10 s linger')
+  const gathered = await afterABusyCall(writer(10_000, 3))
+  t.same(gathered.outcomes, ['a', 'a', 'a'])
+  t.ok(gathered.ms < 5_000, 'the third waiting request sent the call without the 10 s linger')
   t.same(calls, [1, 2, 3])
   const [stored] = await sql<{ count: number }[]>`select count(*)::int as count from progress_events`
   t.equal(stored!.count, 14)
