@@ -18,7 +18,6 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { openEmbedded } from '../src/db/embedded.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
@@ -27,11 +26,14 @@ import { rssMb, treeCpuSeconds, watchRss } from '../perf/proc-stats.ts'
 import { enableWalTiming, walFlushReader, type WalFlushDelta, type WalFlushReader } from '../perf/wal-flushes.ts'
 import { recycleWal } from '../perf/wal-segments.ts'
 import { seedDemo } from './seed-demo.ts'
+import { parseCliArgs } from './cli-args.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
 const K6_INSTALL = 'go install go.k6.io/k6@v1.8.1'
 
-const { values: flags } = parseArgs({
+const USAGE = `usage: npm run bench [-- --quick] [--rate 500] [--learners 5000] [--courses 4] [--events 10] [--no-docs]
+       npm run bench -- --render perf/results/<file>.json [--no-docs]`
+const { values: flags } = parseCliArgs(USAGE, {
   options: {
     quick: { type: 'boolean', default: false },
     rate: { type: 'string', default: '500' },
@@ -46,7 +48,7 @@ const { values: flags } = parseArgs({
 const positive = (name: keyof typeof flags) => {
   const value = Number(flags[name])
   if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer`)
+    console.error(`--${name} must be a positive integer\n${USAGE}`)
     process.exit(2)
   }
   return value

@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
+import { parseCliArgs } from './cli-args.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
 export const SDK_DIR = path.join(root, 'dist', 'sdk')
@@ -84,7 +84,7 @@ export async function buildSdk(options: { outDir?: string; declarations?: boolea
 }
 
 if (import.meta.filename === process.argv[1]) {
-  const { values } = parseArgs({ options: { 'out-dir': { type: 'string' } } })
+  const { values } = parseCliArgs('usage: npm run build:sdk [-- --out-dir DIR]', { options: { 'out-dir': { type: 'string' } } })
   const built = await buildSdk({ declarations: true, ...(values['out-dir'] ? { outDir: path.resolve(values['out-dir']) } : {}) })
   const rel = (file: string) => path.relative(process.cwd(), file)
   console.log(`${rel(built.file)}: ${built.bytes} bytes, ${built.gzipBytes} bytes gzipped`)

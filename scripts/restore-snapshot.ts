@@ -3,15 +3,16 @@
 // TABLE. Verifies the file's SHA-256 and row count first; idempotent; skips
 // rows of learners erased since.
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { restoreSnapshot } from '../src/workers/restore.ts'
 import { openSession } from './job-script.ts'
 import { progressBar } from './progress.ts'
+import { parseCliArgs } from './cli-args.ts'
 
-const { values, positionals } = parseArgs({ options: { into: { type: 'string' } }, allowPositionals: true })
+const USAGE = 'usage: npm run restore:snapshot -- FILE [--into TABLE]   (FILE: a snapshot .manifest.json or .copy.gz)'
+const { values, positionals } = parseCliArgs(USAGE, { options: { into: { type: 'string' } }, allowPositionals: true })
 const file = positionals[0]
 if (!file || positionals.length > 1) {
-  console.error('usage: npm run restore:snapshot -- FILE [--into TABLE]   (FILE: a snapshot .manifest.json or .copy.gz)')
+  console.error(USAGE)
   process.exit(2)
 }
 const session = await openSession('restore-snapshot')

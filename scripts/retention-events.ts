@@ -3,11 +3,13 @@
 // it (what workers do nightly). Destructive, so it first prints what it will
 // do, and asks on a terminal; elsewhere it needs --yes.
 import { createInterface } from 'node:readline/promises'
-import { parseArgs } from 'node:util'
 import { planRetention, retentionJob, type RetentionSummary } from '../src/workers/retention.ts'
 import { openSession, runJobScript } from './job-script.ts'
+import { parseCliArgs } from './cli-args.ts'
 
-const { values } = parseArgs({ options: { yes: { type: 'boolean', short: 'y' }, 'dry-run': { type: 'boolean' } } })
+const { values } = parseCliArgs('usage: npm run retention:events [-- --yes] [-- --dry-run]', {
+  options: { yes: { type: 'boolean', short: 'y' }, 'dry-run': { type: 'boolean' } },
+})
 const session = await openSession(retentionJob.name)
 const { config } = session
 const plan = await planRetention(session.sql, config.RETENTION_DAYS).catch(async (error: Error) => {

@@ -1,11 +1,11 @@
 // npm run seed:demo -- --learners N --courses C
 // Org `demo`, courses course-1..C, learners learner-1..N, every learner
 // assigned to every course (what the k6 scenarios expect). Idempotent.
-import { parseArgs } from 'node:util'
 import { loadConfigOrExit } from '../src/config.ts'
 import { locateDatabase } from '../src/db/database.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool, type Sql } from '../src/db/pool.ts'
+import { parseCliArgs } from './cli-args.ts'
 
 export const DEMO_ORG = 'demo'
 export const DEMO_LESSONS_PER_COURSE = 10
@@ -25,11 +25,12 @@ export async function seedDemo(sql: Sql, options: { learners: number; courses: n
 }
 
 if (import.meta.filename === process.argv[1]) {
-  const { values } = parseArgs({ options: { learners: { type: 'string', default: '100' }, courses: { type: 'string', default: '4' } } })
+  const usage = 'usage: npm run seed:demo -- --learners N --courses C (positive integers)'
+  const { values } = parseCliArgs(usage, { options: { learners: { type: 'string', default: '100' }, courses: { type: 'string', default: '4' } } })
   const learners = Number(values.learners)
   const courses = Number(values.courses)
   if (!Number.isInteger(learners) || learners < 1 || !Number.isInteger(courses) || courses < 1) {
-    console.error('usage: npm run seed:demo -- --learners N --courses C (positive integers)')
+    console.error(usage)
     process.exit(2)
   }
   const config = loadConfigOrExit()

@@ -1,12 +1,13 @@
 // npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]
 // Mints a JWT with AUTH_JWT_SECRET, or the embedded mode's dev secret.
-import { parseArgs } from 'node:util'
 import { loadConfigOrExit } from '../src/config.ts'
 import { withDevSecret } from '../src/api/server.ts'
 import { isRole } from '../src/auth/principal.ts'
 import { mintToken } from '../src/auth/tokens.ts'
+import { parseCliArgs } from './cli-args.ts'
 
-const { values } = parseArgs({
+const USAGE = 'usage: npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]'
+const { values } = parseCliArgs(USAGE, {
   options: {
     user: { type: 'string' },
     org: { type: 'string' },
@@ -18,7 +19,7 @@ const fail = (message: string) => {
   console.error(message)
   process.exit(2)
 }
-if (!values.user) fail('usage: npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]')
+if (!values.user) fail(USAGE)
 if (!isRole(values.role)) fail(`--role must be one of learner, instructor, admin, service`)
 const config = withDevSecret(loadConfigOrExit())
 if (!config.AUTH_JWT_SECRET) fail('AUTH_JWT_SECRET is not set, so there is nothing to sign with')

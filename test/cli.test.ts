@@ -1,0 +1,33 @@
+// The npm scripts' options: a wrong one gets the usage and exit code 2, never
+// a stack trace; --help gets the usage and exit code 0. Options are read before
+// anything connects, so no database is needed here.
+import { spawnSync } from 'node:child_process'
+import path from 'node:path'
+import t from 'tap'
+
+const root = path.resolve(import.meta.dirname, '..')
+const scripts = ['bench', 'build-sdk', 'restore-snapshot', 'retention-events', 'seed-demo', 'token']
+
+const run = (script: string, args: string[]) =>
+  spawnSync(process.execPath, [path.join(root, 'scripts', `${script}.ts`), ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 })
+
+for (const script of scripts) {
+  t.test(script, async (t) => {
+    const unknown = run(script, ['--no-such-option'])
+    t.equal(unknown.status, 2, 'an unknown option exits 2')
+    t.match(unknown.stderr, /^Unknown option '--no-such-option'/)
+    t.match(unknown.stderr, /\nusage: npm run /, 'and prints the usage')
+    t.notMatch(unknown.stderr, /\n\s+at /, 'without a stack trace')
+
+    const help = run(script, ['--help'])
+    t.equal(help.status, 0, '--help exits 0')
+    t.match(help.stdout, /^usage: npm run /)
+    t.equal(help.stderr, '')
+  })
+}
+
+t.test('an option missing its value names it', async (t) => {
+  const missing = run('seed-demo', ['--learners'])
+  t.equal(missing.status, 2)
+  t.match(missing.stderr, /--learners <value>' argument missing\nusage: npm run seed:demo/)
+})
