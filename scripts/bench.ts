@@ -25,8 +25,8 @@ import { percentile, type LoopResult } from '../perf/closed-loop.ts'
 import { rssMb, treeCpuSeconds, watchRss } from '../perf/proc-stats.ts'
 import { enableWalTiming, walFlushReader, type WalFlushDelta, type WalFlushReader } from '../perf/wal-flushes.ts'
 import { recycleWal } from '../perf/wal-segments.ts'
+import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 import { seedDemo } from './seed-demo.ts'
-import { parseCliArgs } from './cli-args.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
 const K6_INSTALL = 'go install go.k6.io/k6@v1.8.1'
@@ -47,10 +47,7 @@ const { values: flags } = parseCliArgs(USAGE, {
 })
 const positive = (name: keyof typeof flags) => {
   const value = Number(flags[name])
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`--${name} must be a positive integer\n${USAGE}`)
-    process.exit(2)
-  }
+  if (!Number.isInteger(value) || value < 1) exitWithUsage(USAGE, `--${name} must be a positive integer`)
   return value
 }
 const quick = flags.quick!

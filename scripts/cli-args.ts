@@ -12,7 +12,12 @@ export function parseCliArgs<T extends ParseArgsConfig>(usage: string, config: T
   try {
     return parseArgs(config)
   } catch (error) {
-    console.error(`${(error as Error).message}\n${usage}`)
-    process.exit(2)
+    exitWithUsage(usage, (error as Error).message)
   }
+}
+
+/** For the scripts' own checks of their options: what is wrong (if said), the usage, exit code 2. */
+export function exitWithUsage(usage: string, problem?: string): never {
+  console.error(problem ? `${problem}\n${usage}` : usage)
+  process.exit(2)
 }

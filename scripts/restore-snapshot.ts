@@ -4,17 +4,14 @@
 // rows of learners erased since.
 import path from 'node:path'
 import { restoreSnapshot } from '../src/workers/restore.ts'
+import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 import { openSession } from './job-script.ts'
 import { progressBar } from './progress.ts'
-import { parseCliArgs } from './cli-args.ts'
 
 const USAGE = 'usage: npm run restore:snapshot -- FILE [--into TABLE]   (FILE: a snapshot .manifest.json or .copy.gz)'
 const { values, positionals } = parseCliArgs(USAGE, { options: { into: { type: 'string' } }, allowPositionals: true })
 const file = positionals[0]
-if (!file || positionals.length > 1) {
-  console.error(USAGE)
-  process.exit(2)
-}
+if (!file || positionals.length > 1) exitWithUsage(USAGE)
 const session = await openSession('restore-snapshot')
 const bar = progressBar('restore')
 try {

@@ -4,8 +4,8 @@
 // do, and asks on a terminal; elsewhere it needs --yes.
 import { createInterface } from 'node:readline/promises'
 import { planRetention, retentionJob, type RetentionSummary } from '../src/workers/retention.ts'
-import { openSession, runJobScript } from './job-script.ts'
 import { parseCliArgs } from './cli-args.ts'
+import { openSession, runJobScript } from './job-script.ts'
 
 const { values } = parseCliArgs('usage: npm run retention:events [-- --yes] [-- --dry-run]', {
   options: { yes: { type: 'boolean', short: 'y' }, 'dry-run': { type: 'boolean' } },

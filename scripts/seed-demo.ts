@@ -5,7 +5,7 @@ import { loadConfigOrExit } from '../src/config.ts'
 import { locateDatabase } from '../src/db/database.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool, type Sql } from '../src/db/pool.ts'
-import { parseCliArgs } from './cli-args.ts'
+import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 
 export const DEMO_ORG = 'demo'
 export const DEMO_LESSONS_PER_COURSE = 10
@@ -29,10 +29,7 @@ if (import.meta.filename === process.argv[1]) {
   const { values } = parseCliArgs(usage, { options: { learners: { type: 'string', default: '100' }, courses: { type: 'string', default: '4' } } })
   const learners = Number(values.learners)
   const courses = Number(values.courses)
-  if (!Number.isInteger(learners) || learners < 1 || !Number.isInteger(courses) || courses < 1) {
-    console.error(usage)
-    process.exit(2)
-  }
+  if (!Number.isInteger(learners) || learners < 1 || !Number.isInteger(courses) || courses < 1) exitWithUsage(usage)
   const config = loadConfigOrExit()
   const database = await locateDatabase(config, console.log)
   const sql = createPool(database.url, { max: 1, applicationName: 'seed-demo' })

@@ -4,7 +4,7 @@ import { loadConfigOrExit } from '../src/config.ts'
 import { withDevSecret } from '../src/api/server.ts'
 import { isRole } from '../src/auth/principal.ts'
 import { mintToken } from '../src/auth/tokens.ts'
-import { parseCliArgs } from './cli-args.ts'
+import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 
 const USAGE = 'usage: npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]'
 const { values } = parseCliArgs(USAGE, {
@@ -15,17 +15,16 @@ const { values } = parseCliArgs(USAGE, {
     ttl: { type: 'string', default: '1h' },
   },
 })
-const fail = (message: string) => {
-  console.error(message)
+if (!values.user) exitWithUsage(USAGE)
+if (!isRole(values.role)) exitWithUsage(USAGE, '--role must be one of learner, instructor, admin, service')
+const config = withDevSecret(loadConfigOrExit())
+if (!config.AUTH_JWT_SECRET) {
+  console.error('AUTH_JWT_SECRET is not set, so there is nothing to sign with')
   process.exit(2)
 }
-if (!values.user) fail(USAGE)
-if (!isRole(values.role)) fail(`--role must be one of learner, instructor, admin, service`)
-const config = withDevSecret(loadConfigOrExit())
-if (!config.AUTH_JWT_SECRET) fail('AUTH_JWT_SECRET is not set, so there is nothing to sign with')
 console.log(
-  await mintToken(config.AUTH_JWT_SECRET!, {
-    userId: values.user!,
+  await mintToken(config.AUTH_JWT_SECRET, {
+    userId: values.user,
     ...(values.org ? { orgId: values.org } : {}),
     role: values.role as 'learner',
     ttl: values.ttl!,
