@@ -4,6 +4,7 @@
 import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Errors, type ErrorCode } from '../errors.ts'
+import { PATTERN_WORDS } from './schemas/events.ts'
 
 /** Seconds clients should wait after a 503. */
 export const RETRY_AFTER_SECONDS = 2
@@ -32,7 +33,9 @@ function validationError(error: FastifyError): CodedError {
   if (context === 'body' && first?.keyword === 'maxItems' && first.instancePath === '/events') {
     return new Errors.TOO_MANY_EVENTS(String((first.params as { limit?: number }).limit ?? '')) as CodedError
   }
-  const detail = error.message.replace(/^(body|querystring|params|headers)\/?/, '$1 ')
+  const words = first?.keyword === 'pattern' ? PATTERN_WORDS.get(String(first.params.pattern)) : undefined
+  const message = words ? `${context}${first!.instancePath} must be ${words}` : error.message
+  const detail = message.replace(/^(body|querystring|params|headers)\/?/, '$1 ')
   if (context === 'querystring') return new Errors.INVALID_QUERY(detail) as CodedError
   if (context === 'params') return new Errors.INVALID_PARAMS(detail) as CodedError
   return new Errors.INVALID_BODY(detail) as CodedError

@@ -131,7 +131,17 @@ t.test('GET /api/v1/orgs/:orgId/rollups', async (t) => {
   const otherAdmin = await h.token('oz', { orgId: 'org-b', role: 'admin' })
   t.equal((await get('', otherAdmin)).statusCode, 403, 'another org\'s admin')
 
-  for (const bad of ['?granularity=week', '?from=yesterday', `?from=${hourAgo(1)}&to=${hourAgo(2)}`, `?from=${hourAgo(24 * 40)}&to=${hourAgo(0)}`, '?extra=1']) {
+  // Days stand for their UTC midnight, so a daily range can be asked in days.
+  const today = new Date().toISOString().slice(0, 10)
+  const tomorrow = new Date(Date.now() + 24 * 3600000).toISOString().slice(0, 10)
+  const byDay = await get(`?granularity=day&from=${today}&to=${tomorrow}`)
+  t.equal(byDay.statusCode, 200, byDay.body)
+  t.match(byDay.json(), { from: `${today}T00:00:00.000Z`, to: `${tomorrow}T00:00:00.000Z` })
+  t.same(byDay.json().buckets, days.filter((day: { bucket: string }) => day.bucket.startsWith(today)), "today's bucket, as in the default range")
+  const words = (await get('?from=yesterday')).json().message
+  t.equal(words, 'Query string is invalid: querystring from must be a day (YYYY-MM-DD, UTC) or an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z')
+
+  for (const bad of ['?granularity=week', '?from=yesterday', '?from=2026-02-30', '?to=2026-12-01T24:30:00Z', '?from=2026-13-01T00:00:00Z', `?from=${hourAgo(1)}&to=${hourAgo(2)}`, `?from=${hourAgo(24 * 40)}&to=${hourAgo(0)}`, '?extra=1']) {
     const res = await get(bad)
     t.equal(res.statusCode, 400, bad)
     t.equal(res.json().code, 'INVALID_QUERY', bad)

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox'
 import { canReadOrg } from '../../auth/principal.ts'
 import { orgRollups } from '../../db/rollup-queries.ts'
 import { Errors } from '../../errors.ts'
-import { DateTime, ErrorResponse, Id } from '../schemas/events.ts'
+import { DayOrDateTime, ErrorResponse, Id, parseDayOrDateTime } from '../schemas/events.ts'
 
 const HOUR_MS = 3600000
 const DAY_MS = 24 * HOUR_MS
@@ -18,8 +18,8 @@ const LIMITS = {
 const Params = Type.Object({ orgId: Id })
 const Query = Type.Object(
   {
-    from: Type.Optional(DateTime),
-    to: Type.Optional(DateTime),
+    from: Type.Optional(DayOrDateTime),
+    to: Type.Optional(DayOrDateTime),
     granularity: Type.Optional(Type.Union([Type.Literal('hour'), Type.Literal('day')], { default: 'hour' })),
     courseId: Type.Optional(Id),
   },
@@ -66,9 +66,10 @@ const rollupRoutes: FastifyPluginAsync = async (app) => {
       if (!canReadOrg(request.principal, orgId)) throw new Errors.FORBIDDEN(`an admin or instructor token of org ${orgId} is required`)
       const granularity = query.granularity ?? 'hour'
       const limits = LIMITS[granularity]
-      const to = query.to ? new Date(query.to) : new Date()
-      const from = query.from ? new Date(query.from) : new Date(to.getTime() - limits.defaultMs)
-      if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) throw new Errors.INVALID_QUERY('from and to must be valid date-times')
+      const to = query.to ? parseDayOrDateTime(query.to) : new Date()
+      if (!to) throw new Errors.INVALID_QUERY(`to names no real day or time: ${query.to}`)
+      const from = query.from ? parseDayOrDateTime(query.from) : new Date(to.getTime() - limits.defaultMs)
+      if (!from) throw new Errors.INVALID_QUERY(`from names no real day or time: ${query.from}`)
       if (from >= to) throw new Errors.INVALID_QUERY('from must be before to')
       if (to.getTime() - from.getTime() > limits.maxMs) {
         throw new Errors.INVALID_QUERY(`a ${granularity} range may span at most ${limits.maxMs / DAY_MS} days`)

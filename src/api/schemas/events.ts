@@ -3,13 +3,33 @@
 import { Type, type Static } from 'typebox'
 
 export const Id = Type.String({ minLength: 1, maxLength: 128 })
+const DAY = '\\d{4}-\\d{2}-\\d{2}'
+const TIME = '[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})'
+const DATE_TIME_PATTERN = `^${DAY}${TIME}$`
+const DAY_OR_DATE_TIME_PATTERN = `^${DAY}(${TIME})?$`
 // RFC 3339 with an explicit offset; stricter than format alone, which also
 // admits RFC 9557 suffixes that PostgreSQL cannot parse.
-export const DateTime = Type.String({
-  format: 'date-time',
-  pattern: '^\\d{4}-\\d{2}-\\d{2}[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$',
-  maxLength: 40,
-})
+export const DateTime = Type.String({ format: 'date-time', pattern: DATE_TIME_PATTERN, maxLength: 40 })
+/** A query bound: a day (YYYY-MM-DD, its UTC midnight) or a date-time; parse it with `parseDayOrDateTime`. */
+export const DayOrDateTime = Type.String({ pattern: DAY_OR_DATE_TIME_PATTERN, maxLength: 40 })
+
+/** The patterns above in words, for error messages (ajv would quote the regular expression). */
+export const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
+  [DATE_TIME_PATTERN, 'an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z'],
+  [DAY_OR_DATE_TIME_PATTERN, 'a day (YYYY-MM-DD, UTC) or an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z'],
+])
+
+/**
+ * The instant a `DayOrDateTime` names, or undefined when its calendar day does
+ * not exist (2026-02-30, which Date would roll over to March) or its time is out of range.
+ */
+export function parseDayOrDateTime(text: string): Date | undefined {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number]
+  const written = new Date(Date.UTC(year, month - 1, day))
+  if (written.getUTCMonth() !== month - 1 || written.getUTCDate() !== day) return undefined
+  const instant = new Date(text.length === 10 ? `${text}T00:00:00Z` : text)
+  return Number.isNaN(instant.getTime()) ? undefined : instant
+}
 const Uuid = Type.String({ format: 'uuid', maxLength: 36 })
 
 export const ProgressEvent = Type.Object(
