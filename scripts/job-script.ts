@@ -6,8 +6,8 @@
 import pino from 'pino'
 import { loadConfigOrExit, type Config } from '../src/config.ts'
 import { locateDatabase } from '../src/db/database.ts'
-import { migrate } from '../src/db/migrate.ts'
 import { createPool, type Sql } from '../src/db/pool.ts'
+import { readySchemaOrExit } from '../src/db/ready.ts'
 import type { JobDefinition } from '../src/jobs/definition.ts'
 import { runJob } from '../src/jobs/runner.ts'
 import { progressBar } from './progress.ts'
@@ -20,10 +20,10 @@ export interface ScriptSession {
 
 /** Config, database (embedded started and migrated if need be) and a pool. */
 export async function openSession(name: string): Promise<ScriptSession> {
-  const config = loadConfigOrExit()
+  const config = loadConfigOrExit({ tokens: false })
   const database = await locateDatabase(config, (line) => console.error(line))
   const sql = createPool(database.url, { max: Math.min(config.DB_POOL_MAX, 8), applicationName: `learning-events-${name}` })
-  if (database.embedded) await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS })
+  await readySchemaOrExit(sql, database, config)
   return {
     config,
     sql,

@@ -4,7 +4,7 @@ import { locateDatabase } from '../src/db/database.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
 
-const config = loadConfigOrExit()
+const config = loadConfigOrExit({ tokens: false })
 const database = await locateDatabase(config, console.log)
 const sql = createPool(database.url, { max: 1, applicationName: 'migrate' })
 try {

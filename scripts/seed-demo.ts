@@ -3,8 +3,8 @@
 // assigned to every course (what the k6 scenarios expect). Idempotent.
 import { loadConfigOrExit } from '../src/config.ts'
 import { locateDatabase } from '../src/db/database.ts'
-import { migrate } from '../src/db/migrate.ts'
 import { createPool, type Sql } from '../src/db/pool.ts'
+import { readySchemaOrExit } from '../src/db/ready.ts'
 import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 
 export const DEMO_ORG = 'demo'
@@ -30,11 +30,11 @@ if (import.meta.filename === process.argv[1]) {
   const learners = Number(values.learners)
   const courses = Number(values.courses)
   if (!Number.isInteger(learners) || learners < 1 || !Number.isInteger(courses) || courses < 1) exitWithUsage(usage)
-  const config = loadConfigOrExit()
+  const config = loadConfigOrExit({ tokens: false })
   const database = await locateDatabase(config, console.log)
   const sql = createPool(database.url, { max: 1, applicationName: 'seed-demo' })
+  await readySchemaOrExit(sql, database, config, { migrate: true })
   try {
-    await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS })
     const { assignments } = await seedDemo(sql, { learners, courses })
     console.log(`seeded org ${DEMO_ORG}: ${courses} courses, ${learners} learners, ${assignments} new assignments`)
   } finally {

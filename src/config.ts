@@ -58,8 +58,17 @@ export class ConfigError extends Error {
 
 const names = Object.keys(ConfigSchema.properties) as (keyof RawConfig)[]
 
+export interface LoadOptions {
+  /**
+   * Whether this process checks tokens (the API) or mints them, and so needs
+   * their secret with DATABASE_URL. Migrations, seeding, job scripts and the
+   * worker never touch a token: they run without it (default true).
+   */
+  tokens?: boolean
+}
+
 /** Validates the environment; throws ConfigError naming the first bad variable. */
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(env: Record<string, string | undefined> = process.env, options: LoadOptions = {}): Config {
   const raw: Record<string, unknown> = {}
   for (const name of names) {
     const value = env[name]
@@ -75,7 +84,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const config = converted as RawConfig
   const embedded = config.DATABASE_URL === undefined
-  if (!embedded && !config.AUTH_JWT_SECRET && !config.AUTH_JWKS_URL) {
+  if ((options.tokens ?? true) && !embedded && !config.AUTH_JWT_SECRET && !config.AUTH_JWKS_URL) {
     throw new ConfigError('AUTH_JWT_SECRET', 'is required when DATABASE_URL is set (or set AUTH_JWKS_URL)')
   }
   return {
@@ -93,9 +102,9 @@ export function refreshLimit(config: Pick<Config, 'REFRESH_LIMIT'>): { max: numb
 }
 
 /** For entry points: load the config or print one line and exit non-zero. */
-export function loadConfigOrExit(env: Record<string, string | undefined> = process.env): Config {
+export function loadConfigOrExit(options: LoadOptions = {}, env: Record<string, string | undefined> = process.env): Config {
   try {
-    return loadConfig(env)
+    return loadConfig(env, options)
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`)

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { loadConfigOrExit } from './config.ts'
 import { locateDatabase } from './db/database.ts'
-import { migrate } from './db/migrate.ts'
 import { createPool } from './db/pool.ts'
+import { readySchemaOrExit } from './db/ready.ts'
 import { startApi, withDevSecret } from './api/server.ts'
 import { mintToken } from './auth/tokens.ts'
 import { onShutdownSignal } from './shutdown.ts'
@@ -18,7 +18,7 @@ const DEMO = { orgId: 'demo', courseId: 'course-1', userId: 'learner-1', lessonC
 const config = withDevSecret(loadConfigOrExit())
 const database = await locateDatabase(config, (line) => console.log(line))
 const sql = createPool(database.url, { max: 1, applicationName: 'start' })
-await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS, log: console.log })
+await readySchemaOrExit(sql, database, config, { migrate: true, log: console.log })
 // The demo learner of the printed token: without an assignment its events would be deferred.
 await sql`insert into courses (org_id, course_id, lesson_count) values (${DEMO.orgId}, ${DEMO.courseId}, ${DEMO.lessonCount}) on conflict do nothing`
 await sql`insert into assignments (org_id, user_id, course_id) values (${DEMO.orgId}, ${DEMO.userId}, ${DEMO.courseId}) on conflict do nothing`

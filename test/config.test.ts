@@ -29,6 +29,8 @@ t.test('bad values name the variable', async (t) => {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))
   }
   t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x', AUTH_JWT_SECRET: 'x'.repeat(32) }).embedded, false)
+  // Processes that never check or mint a token (migrate, seed:demo, job scripts, the worker) run without the secret.
+  t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x' }, { tokens: false }).embedded, false)
 })
 
 t.test('a process with bad configuration exits non-zero with one line', async (t) => {

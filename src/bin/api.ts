@@ -1,19 +1,18 @@
 // npm run start:api: the API process alone (fly.toml's `app` group).
-// Migrations are the release step's job, except on the embedded database.
+// Migrations are the release step's job, except on the embedded database
+// (src/db/ready.ts).
 import { loadConfigOrExit } from '../config.ts'
 import { locateDatabase } from '../db/database.ts'
-import { migrate } from '../db/migrate.ts'
 import { createPool } from '../db/pool.ts'
+import { readySchemaOrExit } from '../db/ready.ts'
 import { startApi } from '../api/server.ts'
 import { onShutdownSignal } from '../shutdown.ts'
 
 const config = loadConfigOrExit()
 const database = await locateDatabase(config, console.log)
-if (database.embedded) {
-  const sql = createPool(database.url, { max: 1 })
-  await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS })
-  await sql.end()
-}
+const sql = createPool(database.url, { max: 1, applicationName: 'learning-events-api-start' })
+await readySchemaOrExit(sql, database, config)
+await sql.end()
 const api = await startApi(config, database.url)
 api.app.log.info(`listening on ${api.url}`)
 onShutdownSignal(async () => {

@@ -75,6 +75,16 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
   return applied
 }
 
+/** This code's migrations that the database has not recorded (all of them on a new database). */
+export async function pendingMigrations(sql: Sql, dir?: string): Promise<string[]> {
+  const [table] = await sql<{ exists: boolean }[]>`select to_regclass('schema_migrations') is not null as exists`
+  const rows = table?.exists ? await sql<{ id: number }[]>`select id from schema_migrations` : []
+  const applied = new Set(rows.map((row) => row.id))
+  return readMigrations(dir)
+    .filter((migration) => !applied.has(migration.id))
+    .map((migration) => migration.name)
+}
+
 export async function ensurePartitions(sql: Sql, retentionDays: number, aheadDays: number): Promise<string[]> {
   const rows = await sql<{ partition_name: string }[]>`select partition_name from ensure_partitions(${retentionDays}, ${aheadDays})`
   return rows.map((row) => row.partition_name)

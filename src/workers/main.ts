@@ -6,8 +6,8 @@
 import pino from 'pino'
 import { loadConfigOrExit } from '../config.ts'
 import { locateDatabase } from '../db/database.ts'
-import { migrate } from '../db/migrate.ts'
 import { createPool } from '../db/pool.ts'
+import { readySchemaOrExit } from '../db/ready.ts'
 import { startBoss } from '../jobs/boss.ts'
 import type { JobContext, JobDefinition } from '../jobs/definition.ts'
 import { runJob } from '../jobs/runner.ts'
@@ -18,14 +18,12 @@ import { jobs } from './registry.ts'
 /** How long SIGTERM waits for running jobs after asking them to stop. */
 const STOP_TIMEOUT_MS = 30000
 
-const config = loadConfigOrExit()
+const config = loadConfigOrExit({ tokens: false })
 const log = pino({ level: config.LOG_LEVEL, base: { process: 'worker', pid: process.pid } })
 const database = await locateDatabase(config, (line) => log.info(line))
 const sql = createPool(database.url, { max: config.DB_POOL_MAX, applicationName: 'learning-events-worker' })
-if (database.embedded) {
-  // Production migrates in the release step; a lone embedded worker does it itself.
-  await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS })
-}
+// Production migrates in the release step; a lone embedded worker does it itself.
+await readySchemaOrExit(sql, database, config)
 const stopping = new AbortController()
 
 function contextFor(definition: JobDefinition, jobId: string | undefined, jobSignal?: AbortSignal): JobContext {
