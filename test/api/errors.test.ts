@@ -72,11 +72,11 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
   }
   const [row] = await h.sql<{ n: number }[]>`select (select count(*) from progress_events) + (select count(*) from dead_letter_events) as n`
   t.equal(row?.n, 0, 'nothing was written')
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution')
 
   // A pattern is said in words, not quoted back as a regular expression.
   const badSentAt = await h.app.inject({ method: 'POST', url: BATCH, headers: json, payload: { events: [progressEvent()], sentAt: '2026-12-02' } })
   t.equal(badSentAt.json().message, 'Request body is invalid: body sentAt must be an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z')
-  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype pollution')
 })
 
 t.test('an unknown route is a coded 404, with or without a token', async (t) => {
