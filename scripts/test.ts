@@ -36,8 +36,11 @@ if (tapBuild.status !== 0) {
 let adminUrl = process.env.TEST_DATABASE_URL
 let stopEmbedded = async () => {}
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'learning-events-test-'))
+// Searchable by others: the embedded servers started here and by tests (an
+// outage test stops and starts its own, whatever TEST_DATABASE_URL says) run
+// as the postgres user when we are root, and must reach their data dirs.
+fs.chmodSync(scratch, 0o711)
 if (!adminUrl) {
-  fs.chmodSync(scratch, 0o711)
   const server = await openEmbedded(scratch)
   adminUrl = server.url
   stopEmbedded = server.stop
