@@ -1,7 +1,7 @@
 // npm start: everything on one machine. Finds or boots the database (embedded
-// unless DATABASE_URL is set), migrates it, starts the API and one worker
-// process, and prints how to use it. Ctrl-C drains requests, stops the worker,
-// then the embedded database.
+// unless DATABASE_URL is set), migrates it, bundles the browser SDK for the
+// demo page, starts the API and one worker process, and prints how to use it.
+// Ctrl-C drains requests, stops the worker, then the embedded database.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +24,23 @@ await sql`insert into courses (org_id, course_id, lesson_count) values (${DEMO.o
 await sql`insert into assignments (org_id, user_id, course_id) values (${DEMO.orgId}, ${DEMO.userId}, ${DEMO.courseId}) on conflict do nothing`
 await sql.end()
 
+/**
+ * Bundles the browser SDK for the /demo page, so that it works right after
+ * `npm ci && npm start` (esbuild takes well under a second). Only a
+ * development install has esbuild; without it the page says to build first.
+ */
+async function buildDemoSdk(): Promise<boolean> {
+  try {
+    const { buildSdk } = await import('../scripts/build-sdk.ts')
+    await buildSdk()
+    return true
+  } catch (error) {
+    console.log(`SDK not bundled (${(error as Error).message.split('\n')[0]}): /demo needs npm run build:sdk`)
+    return false
+  }
+}
+const demoPage = await buildDemoSdk()
+
 const api = await startApi(config, database.url)
 const worker: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL('./workers/main.ts', import.meta.url))], {
   stdio: 'inherit',
@@ -40,7 +57,7 @@ if (config.AUTH_JWT_SECRET) {
 Learning-events ingestion service is running
   API        ${api.url}   (OpenAPI: ${api.url}/documentation/json, health: ${api.url}/api/health)
   Database   ${database.embedded ? `embedded PostgreSQL, data in ${config.DATA_DIR}/pg` : 'DATABASE_URL'}
-  Dev token  for ${DEMO.userId} in org ${DEMO.orgId}, valid 30 days:
+${demoPage ? `  SDK demo   ${api.url}/demo   (paste the token below)\n` : ''}  Dev token  for ${DEMO.userId} in org ${DEMO.orgId}, valid 30 days:
 ${token}
 
 Try it:

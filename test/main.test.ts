@@ -35,6 +35,14 @@ t.test('npm start: working URL and dev token, clean stop', async (t) => {
   t.equal(res.status, 200)
   t.same(await res.json(), { accepted: 1, duplicates: 0, deferred: 0, rejected: [] }, 'the printed example is accepted')
 
+  const demo = output.match(/SDK demo\s+(http:\S+)/)?.[1]
+  t.equal(demo, `${url}/demo`, 'the demo page is printed')
+  const page = await fetch(demo!)
+  t.equal(page.status, 200, 'the demo page is served without npm run build:sdk')
+  const bundle = await fetch(`${url}/sdk/ingest-client.js`)
+  t.equal(bundle.status, 200)
+  t.match(await bundle.text(), /createIngestClient/, 'the SDK bundle it loads is served')
+
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   child.kill('SIGTERM')
   t.equal(await exited, 0, 'exits 0 on SIGTERM')

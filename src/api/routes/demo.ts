@@ -1,7 +1,7 @@
 // GET /demo: a page that drives the browser SDK and shows its queue stats
 // live; GET /sdk/<file>: the built SDK (bundle, source map, types). Both
-// need `npm run build:sdk` first (dist/ is not committed); until then they
-// answer a coded 404 saying so.
+// need the bundle built first (dist/ is not committed: `npm start` bundles it,
+// or `npm run build:sdk`); until then they answer a coded 404 saying so.
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
