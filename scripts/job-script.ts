@@ -10,6 +10,7 @@ import { createPool, type Sql } from '../src/db/pool.ts'
 import { readySchemaOrExit } from '../src/db/ready.ts'
 import type { JobDefinition } from '../src/jobs/definition.ts'
 import { runJob } from '../src/jobs/runner.ts'
+import { signalRepeats } from '../src/shutdown.ts'
 import { progressBar } from './progress.ts'
 
 export interface ScriptSession {
@@ -41,8 +42,11 @@ export async function runJobScript<Result extends object>(
 ): Promise<void> {
   const opened = session ?? (await openSession(definition.name))
   const stop = new AbortController()
+  const repeat = signalRepeats()
   const onSignal = () => {
-    if (stop.signal.aborted) process.exit(130)
+    const seen = repeat()
+    if (seen === 'again') process.exit(130)
+    if (seen === 'copy') return
     console.error(`\nstopping ${definition.name} after the current chunk (Ctrl-C again to quit now)`)
     stop.abort()
   }
