@@ -22,7 +22,7 @@ t.test('the bundle is one small ESM file with self-contained declarations', asyn
   t.teardown(() => fs.rmSync(outDir, { recursive: true, force: true }))
   // As `npm run build:sdk` runs it, outside tap's loaders (tap re-injects them
   // into child processes through NODE_OPTIONS, and tsc cannot run under them).
-  const build = clean(process.execPath, ['scripts/build-sdk.ts', '--out-dir', outDir])
+  const build = clean(process.execPath, ['scripts/node-ts.mjs', 'scripts/build-sdk.ts', '--out-dir', outDir])
   t.equal(build.status, 0, `build:sdk ${build.stdout}${build.stderr}`)
   const file = path.join(outDir, 'ingest-client.js')
   const code = fs.readFileSync(file)
