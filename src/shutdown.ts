@@ -1,8 +1,8 @@
 // Stopping on SIGINT or SIGTERM. One Ctrl-C can arrive more than once: a
 // terminal signals the whole process group, and npm and scripts/node-ts.mjs
-// also pass the signal on to their child. Copies within ECHO_MS of the first
+// also pass the signal on to their child. Copies within COPY_WINDOW_MS of the first
 // are that same request; a signal after that is someone asking again.
-const ECHO_MS = 500
+const COPY_WINDOW_MS = 500
 
 /** Classifies each signal a process receives: the first, a copy of it, or a new one. */
 export function signalRepeats(): () => 'first' | 'copy' | 'again' {
@@ -13,7 +13,7 @@ export function signalRepeats(): () => 'first' | 'copy' | 'again' {
       firstAt = now
       return 'first'
     }
-    return now - firstAt < ECHO_MS ? 'copy' : 'again'
+    return now - firstAt < COPY_WINDOW_MS ? 'copy' : 'again'
   }
 }
 
