@@ -9,7 +9,7 @@ import { loadConfigOrExit } from './config.ts'
 import { locateDatabase } from './db/database.ts'
 import { createPool } from './db/pool.ts'
 import { readySchemaOrExit } from './db/ready.ts'
-import { startApi, withDevSecret } from './api/server.ts'
+import { startApiOrExit, withDevSecret } from './api/server.ts'
 import { mintToken } from './auth/tokens.ts'
 import { onShutdownSignal } from './shutdown.ts'
 
@@ -41,7 +41,7 @@ async function buildDemoSdk(): Promise<boolean> {
 }
 const demoPage = await buildDemoSdk()
 
-const api = await startApi(config, database.url)
+const api = await startApiOrExit(config, database)
 const worker: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL('./workers/main.ts', import.meta.url))], {
   stdio: 'inherit',
   env: process.env,

@@ -1,7 +1,10 @@
 // `npm start` on a fresh DATA_DIR: boots the embedded database, prints a URL, a
-// token and a curl example that work, and stops everything cleanly on SIGTERM.
+// token and a curl example that work, and stops everything cleanly on SIGTERM;
+// on a port already taken, it says so in one line and stops the database too.
 import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -51,4 +54,26 @@ t.test('npm start: working URL and dev token, clean stop', async (t) => {
   t.equal(await exited, 0, 'exits 0 on SIGTERM, delivered twice')
   t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server was stopped')
   t.ok(fs.existsSync(path.join(dataDir, 'dev-secrets.json')))
+})
+
+t.test('a taken port stops npm start with one line, and the embedded server it started with it', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'start-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const taken = net.createServer().listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => taken.close())
+  const port = (taken.address() as net.AddressInfo).port
+  const { DATABASE_URL: _ignored, ...env } = process.env
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
+    env: { ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1, 'exits 1')
+  t.equal(stderr, `cannot listen on 127.0.0.1:${port}: the address is in use (another process listens there: stop it, or set PORT)\n`, 'one line on stderr, no stack trace')
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server it started was stopped')
 })

@@ -2,6 +2,7 @@
 // answers new ones 503 while closing) before the pool closes in onClose.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
+import type { DatabaseLocation } from '../db/database.ts'
 import { loadDevSecrets } from '../dev-secrets.ts'
 import { buildApp } from './app.ts'
 
@@ -17,8 +18,33 @@ export function withDevSecret(config: Config): Config {
   return { ...config, AUTH_JWT_SECRET: loadDevSecrets(config.DATA_DIR).jwtSecret }
 }
 
-export async function startApi(config: Config, databaseUrl: string): Promise<RunningApi> {
-  const app = await buildApp({ config: withDevSecret(config), databaseUrl })
+/** What a listen error means to whoever started the process, or undefined for one that is not about the address. */
+const LISTEN_PROBLEMS: Record<string, string> = {
+  EADDRINUSE: 'the address is in use (another process listens there: stop it, or set PORT)',
+  EACCES: 'permission denied (ports below 1024 need privileges: set PORT)',
+  EADDRNOTAVAIL: 'no such address on this machine (set HOST)',
+}
+
+/**
+ * Starts the API, or stops the process with one line when it cannot listen
+ * (the port taken, say) rather than a stack trace, after closing its pool and
+ * the embedded server it may have started, which must not outlive it.
+ */
+export async function startApiOrExit(config: Config, database: DatabaseLocation): Promise<RunningApi> {
+  const app = await buildApp({ config: withDevSecret(config), databaseUrl: database.url })
+  try {
+    return await listen(app, config)
+  } catch (error) {
+    const problem = LISTEN_PROBLEMS[(error as NodeJS.ErrnoException).code ?? '']
+    if (!problem) throw error
+    process.stderr.write(`cannot listen on ${config.HOST}:${config.PORT}: ${problem}\n`)
+    await app.close().catch(() => {})
+    await database.release()
+    process.exit(1)
+  }
+}
+
+async function listen(app: FastifyInstance, config: Config): Promise<RunningApi> {
   // Keep-alive sockets longer than typical proxies (Fly, ALB) so they close first.
   app.server.keepAliveTimeout = 75000
   app.server.headersTimeout = 76000

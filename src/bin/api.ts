@@ -5,7 +5,7 @@ import { loadConfigOrExit } from '../config.ts'
 import { locateDatabase } from '../db/database.ts'
 import { createPool } from '../db/pool.ts'
 import { readySchemaOrExit } from '../db/ready.ts'
-import { startApi } from '../api/server.ts'
+import { startApiOrExit } from '../api/server.ts'
 import { onShutdownSignal } from '../shutdown.ts'
 
 const config = loadConfigOrExit()
@@ -13,7 +13,7 @@ const database = await locateDatabase(config, console.log)
 const sql = createPool(database.url, { max: 1, applicationName: 'learning-events-api-start' })
 await readySchemaOrExit(sql, database, config)
 await sql.end()
-const api = await startApi(config, database.url)
+const api = await startApiOrExit(config, database)
 api.app.log.info(`listening on ${api.url}`)
 onShutdownSignal(async () => {
   await api.close()
