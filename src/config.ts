@@ -1,6 +1,7 @@
 // One schema for every setting the service reads from the environment.
 // The Config type is derived from it, and loadConfig is the only place that
 // reads process.env (callers pass the environment in, so tests can too).
+import fs from 'node:fs'
 import path from 'node:path'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
@@ -102,9 +103,23 @@ export function refreshLimit(config: Pick<Config, 'REFRESH_LIMIT'>): { max: numb
 }
 
 /** For entry points: load the config or print one line and exit non-zero. */
+/** The embedded database and the dev secret live in DATA_DIR: one that cannot be made or written is a bad setting too. */
+function ensureDataDir(config: Config): void {
+  if (!config.embedded) return
+  try {
+    // 0711: the embedded server may run as another user (postgres) and must reach DATA_DIR/pg.
+    fs.mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o711 })
+    fs.accessSync(config.DATA_DIR, fs.constants.W_OK | fs.constants.X_OK)
+  } catch (error) {
+    throw new ConfigError('DATA_DIR', `(${config.DATA_DIR}) cannot be used: ${(error as Error).message}`)
+  }
+}
+
 export function loadConfigOrExit(options: LoadOptions = {}, env: Record<string, string | undefined> = process.env): Config {
   try {
-    return loadConfig(env, options)
+    const config = loadConfig(env, options)
+    ensureDataDir(config)
+    return config
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\n`)

@@ -39,4 +39,10 @@ t.test('a process with bad configuration exits non-zero with one line', async (t
   t.not(result.status, 0)
   t.equal(result.stderr.trim().split('\n').length, 1)
   t.match(result.stderr, /PORT/)
+
+  // DATA_DIR holds the embedded database and the dev secret: one that cannot be made is a setting error too.
+  const { DATABASE_URL: _embedded, ...env } = process.env
+  const dataDir = spawnSync(process.execPath, [entry], { env: { ...env, DATA_DIR: '/dev/null/data' }, encoding: 'utf8' })
+  t.equal(dataDir.status, 78)
+  t.match(dataDir.stderr, /^Invalid configuration: DATA_DIR \(\/dev\/null\/data\) cannot be used: ENOTDIR[^\n]*\n$/, 'one line naming DATA_DIR')
 })
