@@ -22,13 +22,19 @@ if (!config.AUTH_JWT_SECRET) {
   console.error('AUTH_JWT_SECRET is not set, so there is nothing to sign with')
   process.exit(2)
 }
-console.log(
-  await mintToken(config.AUTH_JWT_SECRET, {
-    userId: values.user,
-    ...(values.org ? { orgId: values.org } : {}),
-    role: values.role as 'learner',
-    ttl: values.ttl!,
-    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
-    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
-  }),
-)
+try {
+  console.log(
+    await mintToken(config.AUTH_JWT_SECRET, {
+      userId: values.user,
+      ...(values.org ? { orgId: values.org } : {}),
+      role: values.role as 'learner',
+      ttl: values.ttl!,
+      ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
+      ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+    }),
+  )
+} catch (error) {
+  // jose knows which spans it reads (30m, 1h, 7d, 2 weeks …); it refuses the rest with this TypeError.
+  if (error instanceof TypeError && /time period/i.test(error.message)) exitWithUsage(USAGE, `--ttl ${values.ttl} is not a time span such as 30m, 1h or 7d`)
+  throw error
+}

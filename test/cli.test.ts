@@ -2,6 +2,8 @@
 // a stack trace; --help gets the usage and exit code 0. Options are read before
 // anything connects, so no database is needed here.
 import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 
@@ -30,4 +32,18 @@ t.test('an option missing its value names it', async (t) => {
   const missing = run('seed-demo', ['--learners'])
   t.equal(missing.status, 2)
   t.match(missing.stderr, /--learners <value>' argument missing\nusage: npm run seed:demo/)
+})
+
+t.test('a time span the token script cannot read gets the usage, not a stack trace', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'token-'))
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const env = { ...process.env, DATA_DIR: dataDir, AUTH_JWT_SECRET: 'x'.repeat(32) }
+  const token = (ttl: string) => spawnSync(process.execPath, [path.join(root, 'scripts', 'token.ts'), '--user', 'u', '--ttl', ttl], { cwd: root, env, encoding: 'utf8', timeout: 30_000 })
+  const bad = token('abc')
+  t.equal(bad.status, 2)
+  t.match(bad.stderr, /^--ttl abc is not a time span such as 30m, 1h or 7d\nusage: npm run token/)
+  t.notMatch(bad.stderr, /\n\s+at /, 'without a stack trace')
+  const good = token('30m')
+  t.equal(good.status, 0, good.stderr)
+  t.match(good.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'a token')
 })
