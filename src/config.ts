@@ -102,7 +102,6 @@ export function refreshLimit(config: Pick<Config, 'REFRESH_LIMIT'>): { max: numb
   return { max: Number(max), windowMs: Number.parseInt(minutes ?? '10', 10) * 60000 }
 }
 
-/** For entry points: load the config or print one line and exit non-zero. */
 /** The embedded database and the dev secret live in DATA_DIR: one that cannot be made or written is a bad setting too. */
 function ensureDataDir(config: Config): void {
   if (!config.embedded) return
@@ -115,6 +114,7 @@ function ensureDataDir(config: Config): void {
   }
 }
 
+/** For entry points: load the config or print one line and exit non-zero. */
 export function loadConfigOrExit(options: LoadOptions = {}, env: Record<string, string | undefined> = process.env): Config {
   try {
     const config = loadConfig(env, options)
