@@ -1,10 +1,10 @@
 // One schema for every setting the service reads from the environment.
 // The Config type is derived from it, and loadConfig is the only place that
 // reads process.env (callers pass the environment in, so tests can too).
-import fs from 'node:fs'
 import path from 'node:path'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { loadDevSecrets } from './dev-secrets.ts'
 
 const Integer = (defaultValue: number, minimum: number, maximum = Number.MAX_SAFE_INTEGER) =>
   Type.Integer({ default: defaultValue, minimum, maximum })
@@ -102,13 +102,15 @@ export function refreshLimit(config: Pick<Config, 'REFRESH_LIMIT'>): { max: numb
   return { max: Number(max), windowMs: Number.parseInt(minutes ?? '10', 10) * 60000 }
 }
 
-/** The embedded database and the dev secret live in DATA_DIR: one that cannot be made or written is a bad setting too. */
+/**
+ * In embedded mode every process first uses DATA_DIR for the dev secrets (the
+ * database password at least): one where they cannot be made or read is a bad
+ * setting too, said in the same one line.
+ */
 function ensureDataDir(config: Config): void {
   if (!config.embedded) return
   try {
-    // 0711: the embedded server may run as another user (postgres) and must reach DATA_DIR/pg.
-    fs.mkdirSync(config.DATA_DIR, { recursive: true, mode: 0o711 })
-    fs.accessSync(config.DATA_DIR, fs.constants.W_OK | fs.constants.X_OK)
+    loadDevSecrets(config.DATA_DIR)
   } catch (error) {
     throw new ConfigError('DATA_DIR', `(${config.DATA_DIR}) cannot be used: ${(error as Error).message}`)
   }

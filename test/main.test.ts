@@ -8,18 +8,24 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
-t.test('npm start: working URL and dev token, clean stop', async (t) => {
+/** `npm start` (src/main.ts) on a fresh DATA_DIR, with the embedded database; killed at the end of the test if still running. */
+function startMain(t: Test, port: number) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'start-'))
   fs.chmodSync(dataDir, 0o711)
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const { DATABASE_URL: _ignored, ...env } = process.env
   const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
-    env: { ...env, DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'warn' },
+    env: { ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  return { child, dataDir }
+}
+
+t.test('npm start: working URL and dev token, clean stop', async (t) => {
+  const { child, dataDir } = startMain(t, 0)
   let output = ''
   child.stdout.on('data', (chunk) => (output += chunk))
   child.stderr.on('data', (chunk) => (output += chunk))
@@ -57,19 +63,11 @@ t.test('npm start: working URL and dev token, clean stop', async (t) => {
 })
 
 t.test('a taken port stops npm start with one line, and the embedded server it started with it', async (t) => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'start-'))
-  fs.chmodSync(dataDir, 0o711)
-  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const taken = net.createServer().listen(0, '127.0.0.1')
   await once(taken, 'listening')
   t.teardown(() => taken.close())
   const port = (taken.address() as net.AddressInfo).port
-  const { DATABASE_URL: _ignored, ...env } = process.env
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
-    env: { ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  const { child, dataDir } = startMain(t, port)
   let stderr = ''
   child.stderr.on('data', (chunk) => (stderr += chunk))
   const [code] = await once(child, 'exit')

@@ -2,7 +2,7 @@
 // answers new ones 503 while closing) before the pool closes in onClose.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import type { DatabaseLocation } from '../db/database.ts'
+import { exitAtStart, type DatabaseLocation } from '../db/database.ts'
 import { loadDevSecrets } from '../dev-secrets.ts'
 import { buildApp } from './app.ts'
 
@@ -27,8 +27,7 @@ const LISTEN_PROBLEMS: Record<string, string> = {
 
 /**
  * Starts the API, or stops the process with one line when it cannot listen
- * (the port taken, say) rather than a stack trace, after closing its pool and
- * the embedded server it may have started, which must not outlive it.
+ * (the port taken, say), closing the app's pool and releasing the database.
  */
 export async function startApiOrExit(config: Config, database: DatabaseLocation): Promise<RunningApi> {
   const app = await buildApp({ config: withDevSecret(config), databaseUrl: database.url })
@@ -37,10 +36,7 @@ export async function startApiOrExit(config: Config, database: DatabaseLocation)
   } catch (error) {
     const problem = LISTEN_PROBLEMS[(error as NodeJS.ErrnoException).code ?? '']
     if (!problem) throw error
-    process.stderr.write(`cannot listen on ${config.HOST}:${config.PORT}: ${problem}\n`)
-    await app.close().catch(() => {})
-    await database.release()
-    process.exit(1)
+    return exitAtStart(database, `cannot listen on ${config.HOST}:${config.PORT}: ${problem}`, () => app.close())
   }
 }
 

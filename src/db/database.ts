@@ -11,6 +11,18 @@ export interface DatabaseLocation {
   embedded: boolean
 }
 
+/**
+ * Stops a process that cannot start: one line on stderr saying why, `close`
+ * for what the process opened, the embedded server released if this process
+ * started it (it must not outlive it), exit code 1. Not a stack trace.
+ */
+export async function exitAtStart(database: DatabaseLocation, line: string, close: () => Promise<unknown>): Promise<never> {
+  process.stderr.write(`${line}\n`)
+  await close().catch(() => {})
+  await database.release()
+  process.exit(1)
+}
+
 export async function locateDatabase(
   config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR'>,
   log: (line: string) => void = () => {},

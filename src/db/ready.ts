@@ -6,7 +6,7 @@
 // one line saying what to do, instead of a stack trace from the first query,
 // a crash loop, or a 500 on every request.
 import type { Config } from '../config.ts'
-import type { DatabaseLocation } from './database.ts'
+import { exitAtStart, type DatabaseLocation } from './database.ts'
 import { migrate, MigrationError, pendingMigrations } from './migrate.ts'
 import type { Sql } from './pool.ts'
 
@@ -28,8 +28,5 @@ export async function readySchemaOrExit(
   } catch (error) {
     problem = error instanceof MigrationError ? error.message : `cannot use the database${database.embedded ? '' : ' at DATABASE_URL'}: ${(error as Error).message}`
   }
-  process.stderr.write(`${problem}\n`)
-  await sql.end({ timeout: 1 }).catch(() => {})
-  await database.release() // an embedded server this process started must not outlive it
-  process.exit(1)
+  await exitAtStart(database, problem, () => sql.end({ timeout: 1 }))
 }
