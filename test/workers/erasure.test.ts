@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { recomputeUserRole } from '../../src/analytics/compute.ts'
 import { runRollup } from '../../src/workers/rollup.ts'
 import { build, seedOrg } from '../helper.ts'
 import { eventually, ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
@@ -106,4 +108,38 @@ t.test('on days retention already dropped, only the learner’s share of active 
   t.match(again!.removed, { progress_events: 0, org_rollup_learners: 0 }, 'a repeated erasure finds nothing')
   const [receipts] = await h.sql<{ n: number }[]>`select count(*)::int as n from erasure_receipts`
   t.equal(receipts!.n, 2, 'and leaves its own receipt')
+})
+
+t.test('an erased learner’s analytics leave every API cache, and a recompute running meanwhile does not store them again', async (t) => {
+  const h = await build(t)
+  await seed(h)
+  await recomputeUserRole(h.sql, { orgId: 'org-a', userId: 'alice', role: 'learner' })
+  const admin = await h.token('ada', { orgId: 'org-a', role: 'admin' })
+  const read = async () =>
+    (await h.app.inject({ method: 'GET', url: '/api/v1/analytics/learner/alice?role=learner', headers: { authorization: `Bearer ${admin}` } })).json()
+  t.equal((await read()).status, 'fresh')
+  t.equal((await read()).status, 'fresh', 'now cached')
+
+  await h.sql`select erase_learner('org-a', 'alice')`
+  let after = await read()
+  for (let i = 0; i < 50 && after.status === 'fresh'; i++) {
+    await sleep(100)
+    after = await read()
+  }
+  t.match(after, { status: 'calculating', data: null }, 'the cached analytics are gone at once, not when the cache entry expires')
+
+  // A recompute that has computed alice's analytics but not committed yet
+  // (bob's stand in: the row is new, so no row lock makes the erasure wait).
+  await h.sql`delete from learner_analytics where org_id = 'org-a' and user_id = 'bob'`
+  const recompute = await h.sql.reserve()
+  t.teardown(() => recompute.release())
+  await recompute`begin`
+  await recompute`select refresh_learner_analytics('org-a', 'learner', array['bob'], now())`
+  let erased = false
+  const erasure = h.sql`select erase_learner('org-a', 'bob')`.then(() => (erased = true))
+  await sleep(300)
+  t.notOk(erased, 'the erasure waits for the running recompute')
+  await recompute`commit`
+  await erasure
+  t.equal(await count(h, 'learner_analytics', 'org-a', 'bob'), 0, 'and then removes what it stored')
 })
