@@ -52,7 +52,12 @@ export async function resolveSubject(
   return { orgId, userId, role }
 }
 
-/** Jobs are shown to whoever asked for them, the user they are about, and readers of that user's org. */
+/**
+ * Jobs are shown to whoever asked for them, the user they are about, and
+ * readers of that user's org. User ids are an org's own, so a token of another
+ * org naming the same id is someone else.
+ */
 export function maySeeJob(principal: Principal, request: { requestedBy: string; orgId: string; userId: string }): boolean {
-  return principal.userId === request.requestedBy || principal.userId === request.userId || canReadOrg(principal, request.orgId)
+  const sameOrg = principal.orgId === undefined || principal.orgId === request.orgId
+  return (sameOrg && (principal.userId === request.requestedBy || principal.userId === request.userId)) || canReadOrg(principal, request.orgId)
 }

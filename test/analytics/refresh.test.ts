@@ -67,6 +67,9 @@ t.test('refresh permissions and job status', async (t) => {
   t.equal((await job(byAdmin.json().jobId, alice)).statusCode, 200, 'the user it is about')
   t.equal((await job(jobId, await h.token('bob', { orgId: 'org-a' }))).statusCode, 403)
   t.equal((await job(jobId, await h.token('root-b', { orgId: 'org-b', role: 'admin' }))).statusCode, 403)
+  t.equal((await job(jobId, await h.token('alice', { orgId: 'org-b' }))).statusCode, 403, 'a namesake in another org')
+  t.equal((await job(byAdmin.json().jobId, await h.token('root', { orgId: 'org-b', role: 'instructor' }))).statusCode, 403, "the requester's namesake in another org")
+  t.equal((await job(jobId, await h.token('alice'))).statusCode, 200, 'the user it is about, with a token that names no org')
   t.equal((await job('00000000-0000-4000-8000-000000000000', alice)).statusCode, 404)
 
   const worker = await testWorker(t, h.url, h.sql)
