@@ -19,12 +19,15 @@ export interface ScriptSession {
   close(): Promise<void>
 }
 
-/** Config, database (embedded started and migrated if need be) and a pool. */
-export async function openSession(name: string): Promise<ScriptSession> {
+/**
+ * Config, database (embedded started and migrated if need be) and a pool.
+ * `partitions: false` leaves the partitions to the job (migrating makes them).
+ */
+export async function openSession(name: string, { partitions = true } = {}): Promise<ScriptSession> {
   const config = loadConfigOrExit({ tokens: false })
   const database = await locateDatabase(config, (line) => console.error(line))
   const sql = createPool(database.url, { max: Math.min(config.DB_POOL_MAX, 8), applicationName: `learning-events-${name}` })
-  await readySchemaOrExit(sql, database, config)
+  await readySchemaOrExit(sql, database, config, { partitions })
   return {
     config,
     sql,

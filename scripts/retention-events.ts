@@ -23,8 +23,9 @@ if (plan.partitions.length === 0 && plan.deadLetterDays.length === 0) {
   process.exit(0)
 }
 console.log(`retention: RETENTION_DAYS=${config.RETENTION_DAYS}, so data of days before ${plan.before} is snapshotted to ${config.SNAPSHOT_DIR}, verified, then dropped:`)
-for (const p of plan.partitions) console.log(`  drop partition ${p.partition} (${p.rows} rows${p.attached ? '' : ', already detached'})`)
-for (const d of plan.deadLetterDays) console.log(`  delete dead letters of ${d.day} (${d.rows} rows)`)
+const rowCount = (n: number) => `${n} row${n === 1 ? '' : 's'}`
+for (const p of plan.partitions) console.log(`  drop partition ${p.partition} (${rowCount(p.rows)}${p.attached ? '' : ', already detached'})`)
+for (const d of plan.deadLetterDays) console.log(`  delete dead letters of ${d.day} (${rowCount(d.rows)})`)
 
 if (values['dry-run']) {
   await session.close()

@@ -8,7 +8,7 @@ import path from 'node:path'
 import t from 'tap'
 
 const root = path.resolve(import.meta.dirname, '..')
-const scripts = ['bench', 'build-sdk', 'restore-snapshot', 'retention-events', 'seed-demo', 'token']
+const scripts = ['bench', 'build-sdk', 'partitions', 'replay-dead-letter', 'restore-snapshot', 'retention-events', 'rollup', 'seed-demo', 'token']
 
 const run = (script: string, args: string[]) =>
   spawnSync(process.execPath, [path.join(root, 'scripts', `${script}.ts`), ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 })

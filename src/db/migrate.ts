@@ -37,6 +37,8 @@ export interface MigrateOptions {
   retentionDays: number
   aheadDays: number
   dir?: string
+  /** false: leave the event partitions to the caller (the partitions job). */
+  partitions?: boolean
   log?: (line: string) => void
 }
 
@@ -71,7 +73,7 @@ export async function migrate(sql: Sql, options: MigrateOptions): Promise<string
       log(`migrated: ${migration.name}`)
     })
   }
-  await ensurePartitions(sql, options.retentionDays, options.aheadDays)
+  if (options.partitions !== false) await ensurePartitions(sql, options.retentionDays, options.aheadDays)
   return applied
 }
 

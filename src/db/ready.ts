@@ -14,12 +14,12 @@ export async function readySchemaOrExit(
   sql: Sql,
   database: DatabaseLocation,
   config: Pick<Config, 'RETENTION_DAYS' | 'PARTITIONS_AHEAD_DAYS'>,
-  { migrate: migrates = database.embedded, log }: { migrate?: boolean; log?: (line: string) => void } = {},
+  { migrate: migrates = database.embedded, partitions, log }: { migrate?: boolean; partitions?: boolean; log?: (line: string) => void } = {},
 ): Promise<void> {
   let problem: string
   try {
     if (migrates) {
-      await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS, ...(log ? { log } : {}) })
+      await migrate(sql, { retentionDays: config.RETENTION_DAYS, aheadDays: config.PARTITIONS_AHEAD_DAYS, partitions, log })
       return
     }
     const pending = await pendingMigrations(sql)

@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
 import t from 'tap'
 import { runJob } from '../../src/jobs/runner.ts'
 import { partitionsJob } from '../../src/workers/partitions.ts'
@@ -38,4 +40,20 @@ t.test('a worker process makes missing partitions at start', async (t) => {
   t.match(run, { job: 'partitions', summary: { created: [missing] } })
   worker.child.kill('SIGTERM')
   t.equal(await worker.exited, 0, 'SIGTERM stops the worker cleanly')
+})
+
+t.test('npm run partitions on a new embedded database reports the partitions it made', async (t) => {
+  // Starting the embedded server migrates it; were the partitions made then,
+  // the run would report none created.
+  const dataDir = scratchDir(t, 'partitions-script-')
+  fs.chmodSync(dataDir, 0o711)
+  const { DATABASE_URL: _ignored, ...env } = process.env
+  const run = spawnSync(process.execPath, [new URL('../../scripts/partitions.ts', import.meta.url).pathname], {
+    env: { ...env, DATA_DIR: dataDir, RETENTION_DAYS: '3', PARTITIONS_AHEAD_DAYS: '2' },
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  t.equal(run.status, 0, run.stderr)
+  // 3 days back, today, 2 ahead: 6 days of each of the two event tables
+  t.equal(run.stdout.trim(), `partitions: 12 created; daily partitions cover ${dayString(-3)} to ${dayString(2)}`)
 })
