@@ -8,6 +8,7 @@ import analyticsPlugin, { analyticsSettings } from '../analytics/plugin.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
+import { trackRouteMethods } from './route-methods.ts'
 import authPlugin from './plugins/auth.ts'
 import clientQueuePlugin from './plugins/client-queue.ts'
 import corsPlugin, { parseOrigins } from './plugins/cors.ts'
@@ -95,6 +96,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Malformed URLs and over-long path parameters go through the coded catalogue too.
     frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
   }).withTypeProvider<TypeBoxTypeProvider>()
+  const allowedMethods = trackRouteMethods(app)
 
   // JSON only: Fastify's built-in text/plain parser would let a text body reach validation.
   app.removeContentTypeParser('text/plain')
@@ -149,7 +151,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler((request, reply) => {
-    const error = new Errors.NOT_FOUND(`${request.method} ${request.url.split('?')[0]}`)
+    const path = request.url.split('?')[0]!
+    const allowed = allowedMethods(path)
+    if (allowed.length > 0) {
+      const error = new Errors.METHOD_NOT_ALLOWED(`${path} takes ${allowed.join(', ')}`)
+      return reply.code(405).header('allow', allowed.join(', ')).send(errorBody(405, error.code, error.message))
+    }
+    const error = new Errors.NOT_FOUND(`${request.method} ${path}`)
     return reply.code(404).send(errorBody(404, error.code, error.message))
   })
 

@@ -34,8 +34,13 @@ function validationError(error: FastifyError): CodedError {
     return new Errors.TOO_MANY_EVENTS(String((first.params as { limit?: number }).limit ?? '')) as CodedError
   }
   const words = first?.keyword === 'pattern' ? PATTERN_WORDS.get(String(first.params.pattern)) : undefined
-  const message = words ? `${context}${first!.instancePath} must be ${words}` : error.message
-  const detail = message.replace(/^(body|querystring|params|headers)\/?/, '$1 ')
+  const unknown = first?.keyword === 'additionalProperties' ? String(first.params.additionalProperty) : undefined
+  const message = words
+    ? `${context}${first!.instancePath} must be ${words}`
+    : unknown !== undefined
+      ? `${context}${first!.instancePath} has no property ${JSON.stringify(unknown)}`
+      : error.message
+  const detail = message.replace(/^(body|querystring|params|headers)\/?\s*/, '$1 ')
   if (context === 'querystring') return new Errors.INVALID_QUERY(detail) as CodedError
   if (context === 'params') return new Errors.INVALID_PARAMS(detail) as CodedError
   return new Errors.INVALID_BODY(detail) as CodedError

@@ -90,6 +90,8 @@ function unstorableText(value: unknown): string | undefined {
 function firstSchemaError(validator: typeof checkProgress | typeof checkAnalytics, event: unknown): string {
   const [error] = validator.Errors(event)
   if (!error) return RejectionCodes.invalid_event
+  // TypeBox reports a property that additionalProperties: false refuses as "schema is false".
+  if (error.schemaPath.endsWith('/additionalProperties')) return `${error.instancePath} is not a field of this event`
   return `${error.instancePath || 'event'} ${error.message}`
 }
 
@@ -97,7 +99,7 @@ function firstSchemaError(validator: typeof checkProgress | typeof checkAnalytic
 function ownerOf(event: { userId?: string }, principal: Principal): string {
   const userId = event.userId ?? principal.userId
   if (userId !== principal.userId && principal.role !== 'service') {
-    throw new Errors.FORBIDDEN(`a ${principal.role} token may only send events for its own user`)
+    throw new Errors.FORBIDDEN(`${principal.role} tokens may only send events for their own user`)
   }
   return userId
 }
@@ -137,6 +139,8 @@ function prepare<Event extends { eventId: string; occurredAt: string; userId?: s
   events.forEach((event, index) => {
     if (!validator.Check(event)) return reject(index, event, 'invalid_event', firstSchemaError(validator, event))
     const typed = event as Event
+    // A service sends for its org's learners; its own id is nobody's progress.
+    if (typed.userId === undefined && principal.role === 'service') return reject(index, event, 'invalid_event', 'userId is required with a service token')
     const problem = extraCheck(typed) ?? unstorableText(typed)
     if (problem) return reject(index, event, 'invalid_event', problem)
     const time = Date.parse(typed.occurredAt)

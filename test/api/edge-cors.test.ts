@@ -44,7 +44,7 @@ t.test('a disallowed origin gets no CORS headers, on preflights and on requests'
   const res = await h.app.inject(preflight('https://evil.example.net'))
   t.same(corsHeaders(res.headers), [], 'no access-control-* header on the preflight')
   t.not(res.statusCode, 401, 'still not a 401')
-  t.equal(res.json().code, 'NOT_FOUND', 'a coded answer')
+  t.equal(res.json().code, 'METHOD_NOT_ALLOWED', 'a coded answer: no route takes OPTIONS')
 
   const token = await h.token('alice')
   const post = await h.post(token, undefined, { origin: 'https://evil.example.net' })
@@ -79,7 +79,7 @@ t.test('CORS_ORIGINS=* allows any origin; unset turns CORS off', async (t) => {
   const off = await buildEdge(t)
   const none = await off.app.inject(preflight(ALLOWED))
   t.same(corsHeaders(none.headers), [])
-  t.equal(none.statusCode, 404)
+  t.equal(none.statusCode, 405, 'no route takes OPTIONS')
 })
 
 t.test('CORS_ORIGINS is validated at start and parsed', async (t) => {

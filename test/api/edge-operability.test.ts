@@ -76,6 +76,8 @@ t.test('the OpenAPI document lists the ingestion routes with their schemas', asy
     t.ok(post?.requestBody?.content?.['application/json']?.schema, `${path} has its body schema`)
     t.ok(post?.responses?.['200'], `${path} has its 200 response`)
   }
+  t.same(doc.security, [{ bearer: [] }], 'routes need a bearer token')
+  t.same(doc.paths['/api/health']?.get?.security, [], 'but not the health check')
   t.notOk(doc.paths['/metrics'], '/metrics is not part of the API document')
 })
 

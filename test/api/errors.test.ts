@@ -77,6 +77,13 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
   // A pattern is said in words, not quoted back as a regular expression.
   const badSentAt = await h.app.inject({ method: 'POST', url: BATCH, headers: json, payload: { events: [progressEvent()], sentAt: '2026-12-02' } })
   t.equal(badSentAt.json().message, 'Request body is invalid: body sentAt must be an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z')
+  // Messages read as sentences: one space after the part named, and an unknown key by its name.
+  const noEvents = await h.app.inject({ method: 'POST', url: BATCH, headers: json, payload: '{"sentAt":"2026-01-01T00:00:00Z"}' })
+  t.equal(noEvents.json().message, "Request body is invalid: body must have required property 'events'")
+  const extraField = await h.app.inject({ method: 'POST', url: BATCH, headers: json, payload: { events: [progressEvent({ mood: 'happy' })] } })
+  t.match(extraField.json(), { accepted: 0, rejected: [{ index: 0, code: 'invalid_event', message: '/mood is not a field of this event' }] })
+  const query = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me?course=1', headers: auth })
+  t.equal(query.json().message, 'Query string is invalid: querystring has no property "course"')
 })
 
 t.test('an unknown route is a coded 404, with or without a token', async (t) => {
@@ -84,6 +91,22 @@ t.test('an unknown route is a coded 404, with or without a token', async (t) => 
   const res = await h.app.inject({ method: 'GET', url: '/api/nope' })
   t.equal(res.statusCode, 404)
   t.equal(res.json().code, 'NOT_FOUND')
+})
+
+t.test('a route asked with a method it does not take is a coded 405 that names the methods it does', async (t) => {
+  const h = await build(t)
+  for (const [method, url, allow] of [
+    ['GET', '/api/client/progress/batch', 'POST'],
+    ['POST', '/api/health', 'GET, HEAD'],
+    ['DELETE', '/api/v1/jobs/a-job?x=1', 'GET, HEAD'],
+    ['POST', '/api/v1/orgs/demo/users/alice', 'DELETE'],
+  ] as const) {
+    const res = await h.app.inject({ method, url })
+    t.equal(res.statusCode, 405, `${method} ${url}`)
+    t.equal(res.headers.allow, allow)
+    t.match(res.json(), { statusCode: 405, code: 'METHOD_NOT_ALLOWED', message: `Method not allowed: ${url.split('?')[0]} takes ${allow}` })
+  }
+  t.equal((await h.app.inject({ method: 'POST', url: '/api/client/progress/nope' })).statusCode, 404, 'a path no route has is still a 404')
 })
 
 t.test('malformed URLs and over-long path parameters are coded 400s', async (t) => {

@@ -60,6 +60,21 @@ t.test('one invalid event among valid ones is rejected by index; the rest are st
   t.equal(row?.n, 2)
 })
 
+t.test('a service token must name each event\u2019s userId: its own id is no learner\u2019s', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const service = await h.token('ingest-bot', { orgId: 'org-a', role: 'service' })
+  const res = await post(h, '/api/client/progress/batch', service, { events: [progressEvent({ userId: 'alice' }), progressEvent()] })
+  t.equal(res.statusCode, 200)
+  t.match(res.json(), { accepted: 1, deferred: 0, rejected: [{ index: 1, code: 'invalid_event', message: 'userId is required with a service token' }] })
+  const analytics = await post(h, '/api/analytics/events', service, analyticsEvent())
+  t.match(analytics.json(), { accepted: 0, rejected: [{ index: 0, code: 'invalid_event' }] }, 'the single-event analytics route too')
+  const [stored] = await h.sql<{ n: number }[]>`select (select count(*) from progress_events where user_id = 'ingest-bot')
+    + (select count(*) from dead_letter_events where user_id = 'ingest-bot')
+    + (select count(*) from analytics_events where user_id = 'ingest-bot') as n`
+  t.equal(Number(stored?.n), 0, 'nothing stored under the service\u2019s id')
+})
+
 t.test('too_old and in_future at their boundaries; partitions exist where the contract says', async (t) => {
   const h = await build(t)
   await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])

@@ -29,7 +29,7 @@ const healthRoutes: FastifyPluginAsync = async (app) => {
 
   app.get(
     '/api/health',
-    { config: { public: true }, schema: { tags: ['health'], response: { 200: HealthResponse, 503: HealthResponse } } },
+    { config: { public: true }, schema: { tags: ['health'], security: [], response: { 200: HealthResponse, 503: HealthResponse } } },
     async (_request, reply) => {
       const started = performance.now()
       let db: { ok: boolean; latencyMs: number | null; error?: string }

@@ -72,7 +72,7 @@ const rollupRoutes: FastifyPluginAsync = async (app) => {
       if (!from) throw new Errors.INVALID_QUERY(`from names no real day or time: ${query.from}`)
       if (from >= to) throw new Errors.INVALID_QUERY('from must be before to')
       if (to.getTime() - from.getTime() > limits.maxMs) {
-        throw new Errors.INVALID_QUERY(`a ${granularity} range may span at most ${limits.maxMs / DAY_MS} days`)
+        throw new Errors.INVALID_QUERY(`${granularity === 'hour' ? 'an' : 'a'} ${granularity} range may span at most ${limits.maxMs / DAY_MS} days`)
       }
       const buckets = await orgRollups(app.sql, { orgId, granularity, from, to, ...(query.courseId ? { courseId: query.courseId } : {}) })
       return { orgId, granularity, from: from.toISOString(), to: to.toISOString(), buckets }

@@ -1,0 +1,24 @@
+// The methods each route path answers, so that a path the API has, asked with
+// a method it does not take, is a 405 with an Allow header (RFC 9110, 15.5.6)
+// rather than a 404 that suggests a mistyped URL.
+import type { FastifyInstance } from 'fastify'
+
+export type AllowedMethods = (path: string) => string[]
+
+/** Records every route added to `app` from now on; the function lists the methods registered for a path. */
+export function trackRouteMethods(app: FastifyInstance): AllowedMethods {
+  const routes: { pattern: RegExp; methods: string[] }[] = []
+  app.addHook('onRoute', (route) => {
+    routes.push({ pattern: pathPattern(route.url), methods: ([] as string[]).concat(route.method) })
+  })
+  return (path) => [...new Set(routes.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods))].sort()
+}
+
+/** `/orgs/:orgId/users` matches `/orgs/a/users` (and with a trailing slash); `*` matches the rest. */
+function pathPattern(url: string): RegExp {
+  const source = url
+    .split('/')
+    .map((part) => (part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .join('/')
+  return new RegExp(`^${source}/?$`)
+}
