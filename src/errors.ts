@@ -20,6 +20,7 @@ export const Errors = {
   RATE_LIMITED: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
   OVERLOADED: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
   DATABASE_UNAVAILABLE: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry in %s seconds', 503),
+  IDENTITY_PROVIDER_UNAVAILABLE: createError('IDENTITY_PROVIDER_UNAVAILABLE', 'Identity provider keys could not be fetched: retry in %s seconds', 503),
   INTERNAL: createError('INTERNAL', 'Internal server error', 500),
 } as const
 

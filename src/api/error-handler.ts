@@ -84,7 +84,8 @@ export function createErrorHandler(bodyLimit: number) {
     const statusCode = coded.statusCode ?? 500
     // OVERLOADED is load shedding by design, counted in shed_requests_total:
     // a stack trace per refused request would add work exactly when there is too much.
-    if (statusCode >= 500 && coded.code !== 'OVERLOADED') {
+    // An identity provider's outage is logged by the auth plugin, once a minute.
+    if (statusCode >= 500 && coded.code !== 'OVERLOADED' && coded.code !== 'IDENTITY_PROVIDER_UNAVAILABLE') {
       request.log.error({ err: error }, 'request failed')
     }
     if ((statusCode === 503 || statusCode === 429) && !reply.hasHeader('retry-after')) {

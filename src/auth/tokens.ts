@@ -1,9 +1,11 @@
 // JWT verification and minting. HS256 with AUTH_JWT_SECRET, RS256/ES256 from
 // AUTH_JWKS_URL; algorithms are pinned, so `alg: none` and algorithm
-// confusion are refused by construction.
+// confusion are refused by construction. A TokenError is the token's fault
+// (401); a KeysUnavailableError is the identity provider's (503).
 import { createSecretKey } from 'node:crypto'
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose'
+import { jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import { readCompact, verifyHs256 } from './hs256.ts'
+import { KeysUnavailableError, remoteKeySet } from './jwks.ts'
 import { isRole, type Principal, type Role } from './principal.ts'
 
 export interface VerifierOptions {
@@ -37,7 +39,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
 function createSignatureVerifier(options: VerifierOptions): (token: string) => Promise<{ principal: Principal; expiresAt: number }> {
   // A KeyObject made once, rather than raw bytes imported again on every call.
   const secret = options.secret ? createSecretKey(Buffer.from(options.secret)) : undefined
-  const jwks = options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined
+  const jwks = options.jwksUrl ? remoteKeySet(options.jwksUrl) : undefined
   const claimChecks = {
     ...(options.issuer ? { issuer: options.issuer } : {}),
     ...(options.audience ? { audience: options.audience } : {}),
@@ -55,7 +57,7 @@ function createSignatureVerifier(options: VerifierOptions): (token: string) => P
         throw new TokenError(`algorithm ${String(alg)} is not accepted`)
       }
     } catch (error) {
-      if (error instanceof TokenError) throw error
+      if (error instanceof TokenError || error instanceof KeysUnavailableError) throw error
       throw new TokenError(describe(error))
     }
     // Without exp a token never expires; remember it for a minute at most.
@@ -73,6 +75,8 @@ function describe(error: unknown): string {
       return 'token signature is invalid'
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
       return `token claim check failed: ${(error as Error).message}`
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return "token key id (kid) is unknown: the identity provider's key set has no matching key"
     default:
       return 'token is malformed or cannot be verified'
   }
