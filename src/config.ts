@@ -1,13 +1,18 @@
 // One schema for every setting the service reads from the environment.
 // The Config type is derived from it, and loadConfig is the only place that
 // reads process.env (callers pass the environment in, so tests can too).
+import net from 'node:net'
 import path from 'node:path'
-import { Type, type Static } from 'typebox'
+// The parser pg-boss reads schedules with.
+import { CronExpressionParser } from 'cron-parser'
+import { Type, type Static, type TInteger } from 'typebox'
 import { Value } from 'typebox/value'
 import { loadDevSecrets } from './dev-secrets.ts'
 
+// Every integer setting has bounds, which readInteger states in its line.
+type Bounded = TInteger & { minimum: number; maximum: number }
 const Integer = (defaultValue: number, minimum: number, maximum = Number.MAX_SAFE_INTEGER) =>
-  Type.Integer({ default: defaultValue, minimum, maximum })
+  Type.Integer({ default: defaultValue, minimum, maximum }) as Bounded
 
 export const ConfigSchema = Type.Object({
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
@@ -24,14 +29,15 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_BATCHES_PER_SECOND: Integer(5, 1, 100000),
   // Browser origins allowed by CORS: comma-separated, `*` for any; unset = CORS off.
   CORS_ORIGINS: Type.Optional(Type.String({ pattern: '^\\s*(\\*|https?://[^,\\s/]+)\\s*(,\\s*(\\*|https?://[^,\\s/]+)\\s*)*,?\\s*$' })),
-  // "N per M minutes"; parsed by refreshLimit() below.
+  // "N per M minutes"; bounded by CHECKS and parsed by refreshLimit() below.
   REFRESH_LIMIT: Type.String({ default: '5 per 10 minutes', pattern: '^\\d+ per \\d+ minutes?$' }),
   LAG_SLO_MS: Integer(250, 1, 600000),
   RETENTION_DAYS: Integer(30, 1, 3650),
   PARTITIONS_AHEAD_DAYS: Integer(7, 1, 365),
   MAX_FUTURE_MS: Integer(86400000, 0, 30 * 86400000),
   STALE_AFTER_MS: Integer(21600000, 1000, 30 * 86400000),
-  DAILY_BATCH_CRON: Type.String({ default: '0 2 * * *', pattern: '^\\S+( \\S+){4,5}$' }),
+  // Five-field cron, checked by CHECKS below.
+  DAILY_BATCH_CRON: Type.String({ default: '0 2 * * *' }),
   SNAPSHOT_DIR: Type.Optional(Type.String({ minLength: 1 })),
   DB_POOL_MAX: Integer(10, 1, 1000),
   // Coalesce concurrent ingestion calls into one procedure call (src/ingest/group-commit.ts).
@@ -59,6 +65,63 @@ export class ConfigError extends Error {
 
 const names = Object.keys(ConfigSchema.properties) as (keyof RawConfig)[]
 
+/** Variables whose value may hold a password or a secret: never echoed in the line. */
+const SECRETS = new Set<string>(['DATABASE_URL', 'AUTH_JWT_SECRET', 'REDIS_URL'])
+
+function refuse(variable: string, reason: string, value: unknown): ConfigError {
+  return new ConfigError(variable, SECRETS.has(variable) ? reason : `${reason} (got ${JSON.stringify(value ?? null)})`)
+}
+
+/**
+ * Integers are plain decimal digits, read here rather than by Value.Convert,
+ * which would take `1.5`, `true`, `0x10`, `1e3` or ` 50` for a number.
+ */
+function readInteger(variable: string, { minimum, maximum }: Bounded, text: string): number {
+  const value = Number(text)
+  if (!/^\d+$/.test(text) || value < minimum || value > maximum) {
+    throw refuse(variable, `must be a whole number from ${minimum} to ${maximum}`, text)
+  }
+  return value
+}
+
+// REFRESH_LIMIT's count goes to an integer parameter; its window counts
+// job_requests rows, which are kept 7 days (src/analytics/compute.ts).
+const REFRESH_MAX = 1_000_000
+const REFRESH_WINDOW_MAX_MINUTES = 7 * 24 * 60
+
+function urlProblem(value: string): string | undefined {
+  return URL.canParse(value) ? undefined : 'is not a URL that parses (check the host, the port, and that the password is percent-encoded)'
+}
+
+/**
+ * What the schema cannot say, checked once it holds: why a value is refused,
+ * or undefined. Values later code parses (URLs, the schedule) are parsed here
+ * the same way, so a bad one is this one line rather than a crash at first use.
+ */
+const CHECKS: { [K in keyof RawConfig]?: (value: string) => string | undefined } = {
+  DATABASE_URL: urlProblem,
+  // An IP address or a name; whether a name resolves is only known at listen (src/api/server.ts).
+  HOST: (value) =>
+    net.isIP(value) || (/^[\w.-]+$/.test(value) && !/^[\d.]+$/.test(value)) ? undefined : 'must be an IP address or a host name',
+  AUTH_JWKS_URL: urlProblem,
+  REDIS_URL: urlProblem,
+  REFRESH_LIMIT: (value) => {
+    const { max, windowMs } = refreshLimit({ REFRESH_LIMIT: value })
+    if (max >= 1 && max <= REFRESH_MAX && windowMs >= 60000 && windowMs <= REFRESH_WINDOW_MAX_MINUTES * 60000) return undefined
+    return `must be "N per M minutes" with N from 1 to ${REFRESH_MAX} and M from 1 to ${REFRESH_WINDOW_MAX_MINUTES} (a week)`
+  },
+  DAILY_BATCH_CRON: (value) => {
+    // cron-parser reads six fields seconds-first: "0 2 * * * *" would run hourly.
+    if (value.trim().split(/\s+/).length !== 5) return 'must have five fields: minute hour day-of-month month day-of-week'
+    try {
+      CronExpressionParser.parse(value, { tz: 'UTC', strict: false })
+      return undefined
+    } catch (error) {
+      return `is not a cron schedule: ${(error as Error).message}`
+    }
+  },
+}
+
 export interface LoadOptions {
   /**
    * Whether this process checks tokens (the API) or mints them, and so needs
@@ -73,7 +136,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const raw: Record<string, unknown> = {}
   for (const name of names) {
     const value = env[name]
-    if (value !== undefined && value !== '') raw[name] = value
+    if (value === undefined || value === '') continue
+    const schema = ConfigSchema.properties[name]
+    raw[name] = Type.IsInteger(schema) ? readInteger(name, schema, value) : value
   }
   const converted = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw))
   const [first] = Value.Errors(ConfigSchema, converted)
@@ -81,9 +146,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const variable = first.instancePath.replace(/^\//, '') || String((first.params as { requiredProperties?: string[] }).requiredProperties?.[0] ?? '?')
     const schema = ConfigSchema.properties[variable as keyof RawConfig] as { anyOf?: { const: string }[] } | undefined
     const reason = schema?.anyOf ? `must be one of ${schema.anyOf.map((s) => s.const).join(', ')}` : first.message
-    throw new ConfigError(variable, `${reason} (got ${JSON.stringify(raw[variable] ?? null)})`)
+    throw refuse(variable, reason, raw[variable])
   }
   const config = converted as RawConfig
+  for (const name of names) {
+    const value = config[name]
+    const problem = typeof value === 'string' ? CHECKS[name]?.(value) : undefined
+    if (problem) throw refuse(name, problem, value)
+  }
   const embedded = config.DATABASE_URL === undefined
   if ((options.tokens ?? true) && !embedded && !config.AUTH_JWT_SECRET && !config.AUTH_JWKS_URL) {
     throw new ConfigError('AUTH_JWT_SECRET', 'is required when DATABASE_URL is set (or set AUTH_JWKS_URL)')
@@ -98,8 +168,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /** REFRESH_LIMIT as a count and a window. */
 export function refreshLimit(config: Pick<Config, 'REFRESH_LIMIT'>): { max: number; windowMs: number } {
-  const [max, , minutes] = config.REFRESH_LIMIT.split(' ')
-  return { max: Number(max), windowMs: Number.parseInt(minutes ?? '10', 10) * 60000 }
+  const [max = 0, , minutes = 0] = config.REFRESH_LIMIT.split(' ').map(Number)
+  return { max, windowMs: minutes * 60000 }
 }
 
 /**

@@ -2,7 +2,8 @@
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { loadConfig, refreshLimit } from '../src/config.ts'
+import { Type } from 'typebox'
+import { ConfigSchema, loadConfig, refreshLimit } from '../src/config.ts'
 
 t.test('defaults match the contract', async (t) => {
   const config = loadConfig({})
@@ -31,6 +32,76 @@ t.test('bad values name the variable', async (t) => {
   t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x', AUTH_JWT_SECRET: 'x'.repeat(32) }).embedded, false)
   // Processes that never check or mint a token (migrate, seed:demo, job scripts, the worker) run without the secret.
   t.equal(loadConfig({ DATABASE_URL: 'postgres://db/x' }, { tokens: false }).embedded, false)
+})
+
+/** The line loadConfig refuses env with, or undefined when it accepts it. */
+function refusal(env: Record<string, string>): string | undefined {
+  try {
+    loadConfig(env)
+    return undefined
+  } catch (error) {
+    return (error as Error).message
+  }
+}
+
+t.test('integers are plain decimal digits, never coerced', async (t) => {
+  const integers = Object.entries(ConfigSchema.properties).filter(([, schema]) => Type.IsInteger(schema)).map(([name]) => name)
+  t.same(integers, [
+    'PORT', 'MAX_BATCH_EVENTS', 'MAX_BATCH_BYTES', 'RATE_LIMIT_BATCHES_PER_SECOND', 'LAG_SLO_MS', 'RETENTION_DAYS',
+    'PARTITIONS_AHEAD_DAYS', 'MAX_FUTURE_MS', 'STALE_AFTER_MS', 'DB_POOL_MAX',
+  ], 'every integer variable of the schema')
+  for (const name of integers) {
+    for (const value of ['1.5', '80.9', 'true', 'false', '0x10', '1e3', ' 50', '50 ', '+5', '-1', '99999999999999999999']) {
+      t.match(refusal({ [name]: value }), new RegExp(`^Invalid configuration: ${name} must be a whole number from \\d+ to \\d+ \\(got `), `${name}=${JSON.stringify(value)}`)
+    }
+  }
+  t.equal(refusal({ PORT: '80.9' }), 'Invalid configuration: PORT must be a whole number from 0 to 65535 (got "80.9")')
+  t.match(loadConfig({ PORT: '0', MAX_BATCH_EVENTS: '0050', LAG_SLO_MS: '600000' }), { PORT: 0, MAX_BATCH_EVENTS: 50, LAG_SLO_MS: 600000 }, 'digits, leading zeros too')
+  t.match(refusal({ LAG_SLO_MS: '600001' }), /LAG_SLO_MS must be a whole number from 1 to 600000/, 'the bounds are in the line')
+  // Booleans keep what they accepted: true/false and 1/0, in any case.
+  for (const [value, expected] of [['true', true], ['FALSE', false], ['1', true], ['0', false]] as const) {
+    t.equal(loadConfig({ GROUP_COMMIT: value }).GROUP_COMMIT, expected, `GROUP_COMMIT=${value}`)
+  }
+  t.match(refusal({ GROUP_COMMIT: 'yes' }), /^Invalid configuration: GROUP_COMMIT /)
+})
+
+t.test('REFRESH_LIMIT is bounded to what the database and job_requests can hold', async (t) => {
+  for (const value of ['99999999999 per 10 minutes', '5 per 99999999999 minutes', '0 per 10 minutes', '5 per 0 minutes', '1000001 per 1 minute', '1 per 10081 minutes']) {
+    t.match(refusal({ REFRESH_LIMIT: value }), /^Invalid configuration: REFRESH_LIMIT must be "N per M minutes" with N from 1 to 1000000 and M from 1 to 10080/, value)
+  }
+  t.same(refreshLimit(loadConfig({ REFRESH_LIMIT: '1000000 per 10080 minutes' })), { max: 1000000, windowMs: 604800000 })
+  t.same(refreshLimit(loadConfig({ REFRESH_LIMIT: '1 per 1 minute' })), { max: 1, windowMs: 60000 })
+})
+
+t.test('DAILY_BATCH_CRON is parsed as pg-boss will, five fields only', async (t) => {
+  t.match(refusal({ DAILY_BATCH_CRON: 'a b c d e' }), /^Invalid configuration: DAILY_BATCH_CRON is not a cron schedule: [^\n]*a/)
+  t.match(refusal({ DAILY_BATCH_CRON: '99 99 * * *' }), /^Invalid configuration: DAILY_BATCH_CRON is not a cron schedule: [^\n]*99/)
+  // Six fields would be read seconds-first, hourly.
+  t.match(refusal({ DAILY_BATCH_CRON: '0 2 * * * *' }), /^Invalid configuration: DAILY_BATCH_CRON must have five fields/)
+  t.match(refusal({ DAILY_BATCH_CRON: '0 2 * *' }), /DAILY_BATCH_CRON must have five fields/)
+  t.equal(loadConfig({ DAILY_BATCH_CRON: '*/15 3 * * MON-FRI' }).DAILY_BATCH_CRON, '*/15 3 * * MON-FRI')
+})
+
+t.test('URLs must parse, and one that may hold a password is not echoed', async (t) => {
+  const secret = { AUTH_JWT_SECRET: 'x'.repeat(32) }
+  t.match(refusal({ AUTH_JWKS_URL: 'http://' }), /^Invalid configuration: AUTH_JWKS_URL is not a URL that parses/)
+  t.match(refusal({ REDIS_URL: 'redis://:' }), /^Invalid configuration: REDIS_URL is not a URL that parses/)
+  const database = refusal({ ...secret, DATABASE_URL: 'postgres://app:hunter2@127.0.0.1:99999/x' })
+  t.match(database, /^Invalid configuration: DATABASE_URL is not a URL that parses/)
+  t.notMatch(database, /hunter2/, 'the password stays out of the line')
+  t.notMatch(refusal({ AUTH_JWT_SECRET: 'short-secret' }), /short-secret/, 'so does a short secret')
+  t.match(refusal({ DATABASE_URL: 'mysql://x' }), /^Invalid configuration: DATABASE_URL /, 'the scheme is still checked')
+  t.equal(loadConfig({ ...secret, DATABASE_URL: 'postgresql://u:p%40ss@db.example:5432/app?sslmode=require', REDIS_URL: 'rediss://:pw@cache:6380/0' }).embedded, false)
+})
+
+t.test('HOST is an IP address or a host name', async (t) => {
+  for (const value of [' ', '999.1.1.1', 'not a host!', 'http://example.com', '[::1]']) {
+    t.match(refusal({ HOST: value }), /^Invalid configuration: HOST must be an IP address or a host name/, JSON.stringify(value))
+  }
+  // Whether a name resolves is only known at listen (test/main.test.ts).
+  for (const value of ['0.0.0.0', '::', '::1', 'localhost', 'fly-local-6pn', 'api.internal', 'no.such.host.invalid']) {
+    t.equal(loadConfig({ HOST: value }).HOST, value)
+  }
 })
 
 t.test('a process with bad configuration exits non-zero with one line', async (t) => {

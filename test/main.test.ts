@@ -1,7 +1,8 @@
 // `npm start` on a fresh DATA_DIR: boots the embedded database, prints a URL, a
 // token and a curl example that work, and stops everything cleanly on SIGTERM;
-// on a port already taken, it says so in one line and stops the database too.
-import { spawn } from 'node:child_process'
+// on a port already taken, a HOST that does not resolve or an API that cannot
+// be built, it says so in one line and stops the database too.
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -11,13 +12,13 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 
 /** `npm start` (src/main.ts) on a fresh DATA_DIR, with the embedded database; killed at the end of the test if still running. */
-function startMain(t: Test, port: number) {
+function startMain(t: Test, port: number, extraEnv: Record<string, string> = {}) {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'start-'))
   fs.chmodSync(dataDir, 0o711)
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const { DATABASE_URL: _ignored, ...env } = process.env
   const child = spawn(process.execPath, [fileURLToPath(new URL('../src/main.ts', import.meta.url))], {
-    env: { ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' },
+    env: { ...env, DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
@@ -25,7 +26,8 @@ function startMain(t: Test, port: number) {
 }
 
 t.test('npm start: working URL and dev token, clean stop', async (t) => {
-  const { child, dataDir } = startMain(t, 0)
+  // With an issuer and audience set the API checks them, so the printed token must carry them.
+  const { child, dataDir } = startMain(t, 0, { AUTH_ISSUER: 'https://lms.example', AUTH_AUDIENCE: 'learning-events' })
   let output = ''
   child.stdout.on('data', (chunk) => (output += chunk))
   child.stderr.on('data', (chunk) => (output += chunk))
@@ -74,4 +76,30 @@ t.test('a taken port stops npm start with one line, and the embedded server it s
   t.equal(code, 1, 'exits 1')
   t.equal(stderr, `cannot listen on 127.0.0.1:${port}: the address is in use (another process listens there: stop it, or set PORT)\n`, 'one line on stderr, no stack trace')
   t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server it started was stopped')
+})
+
+t.test('a HOST that does not resolve stops npm start with one line naming HOST, and the embedded server with it', async (t) => {
+  const { child, dataDir } = startMain(t, 0, { HOST: 'no.such.host.invalid' })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1, 'exits 1')
+  // ENOTFOUND, or EAI_AGAIN where no DNS server answers at all.
+  t.match(stderr, /^cannot listen on no\.such\.host\.invalid:0: [^\n]*(no such host|could not be resolved)[^\n]*HOST[^\n]*\n$/, 'one line on stderr, no stack trace')
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server it started was stopped')
+})
+
+t.test('an API that fails to build stops with one line and releases the database', async (t) => {
+  // Building the app fails before any listen: here on the dev secret, as DATA_DIR cannot be made
+  // (config would have refused it; any plugin throwing at registration takes the same path).
+  const moduleUrl = (file: string) => JSON.stringify(new URL(file, import.meta.url).href)
+  const script = `
+    import { startApiOrExit } from ${moduleUrl('../src/api/server.ts')}
+    import { loadConfig } from ${moduleUrl('../src/config.ts')}
+    const config = loadConfig({ DATA_DIR: '/dev/null/data', PORT: '0' })
+    await startApiOrExit(config, { url: 'postgres://127.0.0.1:1/none', embedded: true, release: async () => console.log('released') })`
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 60000 })
+  t.equal(result.status, 1, 'exits 1')
+  t.match(result.stderr, /^cannot start the API: ENOTDIR: [^\n]*\/dev\/null\/data[^\n]*\n$/, "one line with the error's message, not its stack")
+  t.equal(result.stdout, 'released\n', 'the database was released')
 })

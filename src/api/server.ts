@@ -23,20 +23,29 @@ const LISTEN_PROBLEMS: Record<string, string> = {
   EADDRINUSE: 'the address is in use (another process listens there: stop it, or set PORT)',
   EACCES: 'permission denied (ports below 1024 need privileges: set PORT)',
   EADDRNOTAVAIL: 'no such address on this machine (set HOST)',
+  // getaddrinfo's: HOST is a name (config refuses what is no name at all) that does not resolve.
+  ENOTFOUND: 'no such host (set HOST to an address of this machine, such as 127.0.0.1 or 0.0.0.0)',
+  EAI_AGAIN: 'the name in HOST could not be resolved now (DNS unavailable: retry, or set HOST to an IP address)',
+  EAI_FAIL: 'the name in HOST could not be resolved (DNS failed: set HOST to an IP address)',
 }
 
 /**
- * Starts the API, or stops the process with one line when it cannot listen
- * (the port taken, say), closing the app's pool and releasing the database.
+ * Starts the API, or stops the process with one line when it cannot (the
+ * port taken, say, or a plugin failing to build), closing what the app opened
+ * and releasing the database: never a stack trace and an orphaned server.
  */
 export async function startApiOrExit(config: Config, database: DatabaseLocation): Promise<RunningApi> {
-  const app = await buildApp({ config: withDevSecret(config), databaseUrl: database.url })
+  let app: FastifyInstance | undefined
   try {
+    app = await buildApp({ config: withDevSecret(config), databaseUrl: database.url })
     return await listen(app, config)
   } catch (error) {
-    const problem = LISTEN_PROBLEMS[(error as NodeJS.ErrnoException).code ?? '']
-    if (!problem) throw error
-    return exitAtStart(database, `cannot listen on ${config.HOST}:${config.PORT}: ${problem}`, () => app.close())
+    // Only once built is an error the listen's: a plugin's EACCES is not about the port.
+    const problem = app && LISTEN_PROBLEMS[(error as NodeJS.ErrnoException).code ?? '']
+    const line = problem
+      ? `cannot listen on ${config.HOST}:${config.PORT}: ${problem}`
+      : `cannot start the API: ${String((error as Error)?.message ?? error).split('\n')[0]}`
+    return exitAtStart(database, line, async () => app?.close())
   }
 }
 
