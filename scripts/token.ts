@@ -3,7 +3,7 @@
 import { loadConfigOrExit } from '../src/config.ts'
 import { withDevSecret } from '../src/api/server.ts'
 import { isRole } from '../src/auth/principal.ts'
-import { mintToken } from '../src/auth/tokens.ts'
+import { checkedClaims, mintToken } from '../src/auth/tokens.ts'
 import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 
 const USAGE = 'usage: npm run token -- --user U [--org O] [--role learner|instructor|admin|service] [--ttl 1h]'
@@ -29,8 +29,7 @@ try {
       ...(values.org ? { orgId: values.org } : {}),
       role: values.role as 'learner',
       ttl: values.ttl!,
-      ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
-      ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+      ...checkedClaims(config),
     }),
   )
 } catch (error) {

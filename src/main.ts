@@ -10,7 +10,7 @@ import { locateDatabase } from './db/database.ts'
 import { createPool } from './db/pool.ts'
 import { readySchemaOrExit } from './db/ready.ts'
 import { startApiOrExit, withDevSecret } from './api/server.ts'
-import { mintToken } from './auth/tokens.ts'
+import { checkedClaims, mintToken } from './auth/tokens.ts'
 import { onShutdownSignal } from './shutdown.ts'
 
 const DEMO = { orgId: 'demo', courseId: 'course-1', userId: 'learner-1', lessonCount: 5 }
@@ -51,7 +51,12 @@ worker.on('exit', (code, signal) => {
 })
 
 if (config.AUTH_JWT_SECRET) {
-  const token = await mintToken(config.AUTH_JWT_SECRET, { userId: DEMO.userId, orgId: DEMO.orgId, ttl: '30d' })
+  const token = await mintToken(config.AUTH_JWT_SECRET, {
+    userId: DEMO.userId,
+    orgId: DEMO.orgId,
+    ttl: '30d',
+    ...checkedClaims(config),
+  })
   const event = { eventId: randomUUID(), courseId: DEMO.courseId, lessonId: 'lesson-1', type: 'lesson_completed', occurredAt: new Date().toISOString() }
   console.log(`
 Learning-events ingestion service is running

@@ -106,6 +106,14 @@ export interface MintOptions {
   audience?: string
 }
 
+/** The issuer and audience the API checks (AUTH_ISSUER, AUTH_AUDIENCE), for tokens minted to be accepted by it. */
+export function checkedClaims(config: { AUTH_ISSUER?: string | undefined; AUTH_AUDIENCE?: string | undefined }): Pick<MintOptions, 'issuer' | 'audience'> {
+  return {
+    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
+    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+  }
+}
+
 export async function mintToken(secret: string, options: MintOptions): Promise<string> {
   const jwt = new SignJWT({ ...(options.orgId ? { org_id: options.orgId } : {}), role: options.role ?? 'learner' })
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
