@@ -9,7 +9,9 @@ export type AllowedMethods = (path: string) => string[]
 export function trackRouteMethods(app: FastifyInstance): AllowedMethods {
   const routes: { pattern: RegExp; methods: string[] }[] = []
   app.addHook('onRoute', (route) => {
-    routes.push({ pattern: pathPattern(route.url), methods: ([] as string[]).concat(route.method) })
+    // CORS answers preflights on every path (`OPTIONS *`): that says nothing about which paths exist.
+    const methods = ([] as string[]).concat(route.method).filter((method) => method !== 'OPTIONS')
+    if (methods.length > 0) routes.push({ pattern: pathPattern(route.url), methods })
   })
   return (path) => [...new Set(routes.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods))].sort()
 }

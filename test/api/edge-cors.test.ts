@@ -45,6 +45,9 @@ t.test('a disallowed origin gets no CORS headers, on preflights and on requests'
   t.same(corsHeaders(res.headers), [], 'no access-control-* header on the preflight')
   t.not(res.statusCode, 401, 'still not a 401')
   t.equal(res.json().code, 'METHOD_NOT_ALLOWED', 'a coded answer: no route takes OPTIONS')
+  t.equal(res.headers.allow, 'POST', 'the methods the path takes')
+  const unknown = await h.app.inject({ method: 'GET', url: '/api/nope', headers: { origin: ALLOWED } })
+  t.equal(unknown.statusCode, 404, 'a path no route has is a 404 though CORS answers preflights everywhere')
 
   const token = await h.token('alice')
   const post = await h.post(token, undefined, { origin: 'https://evil.example.net' })

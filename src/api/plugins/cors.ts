@@ -33,7 +33,8 @@ export default fp<CorsPluginOptions>(
     const allowed = new Set(options.origins)
 
     // Preflights carry no token by design: the OPTIONS route @fastify/cors adds
-    // is public. A preflight from a disallowed origin falls through to 404.
+    // is public. A preflight from a disallowed origin falls through to the
+    // not-found handler: 405 on a path the API has, 404 elsewhere.
     app.addHook('onRoute', (route) => {
       if (route.method === 'OPTIONS') route.config = { ...route.config, public: true }
     })
