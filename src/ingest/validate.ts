@@ -131,8 +131,9 @@ function prepare<Event extends { eventId: string; occurredAt: string; userId?: s
     rejected.push({ index, ...(typeof eventId === 'string' ? { eventId: eventId.slice(0, 64) } : {}), code, message })
   }
   // Ownership first, over every event: one foreign userId fails the whole batch.
+  // An empty userId is no user's: the event's schema check rejects it alone.
   const owners = events.map((event) =>
-    event !== null && typeof event === 'object' && typeof (event as { userId?: unknown }).userId === 'string'
+    event !== null && typeof event === 'object' && typeof (event as { userId?: unknown }).userId === 'string' && (event as { userId: string }).userId !== ''
       ? ownerOf(event as { userId: string }, principal)
       : principal.userId,
   )

@@ -47,13 +47,14 @@ t.test('one invalid event among valid ones is rejected by index; the rest are st
     progressEvent({ occurredAt: '2026-13-45T99:00:00Z' }),
     'not an object',
     progressEvent({ lessonId: 'lesson-2' }),
+    progressEvent({ userId: '' }), // no user's id: rejected alone, not a 403 for the batch
   ]
   const res = await post(h, '/api/client/progress/batch', await h.token('alice'), { events })
   t.equal(res.statusCode, 200)
   const body = res.json()
   t.equal(body.accepted, 2)
   t.same(body.rejected.map((r: { index: number; code: string }) => [r.index, r.code]), [
-    [1, 'invalid_event'], [2, 'invalid_event'], [3, 'invalid_event'], [4, 'invalid_event'], [5, 'invalid_event'],
+    [1, 'invalid_event'], [2, 'invalid_event'], [3, 'invalid_event'], [4, 'invalid_event'], [5, 'invalid_event'], [7, 'invalid_event'],
   ])
   t.equal(body.accepted + body.duplicates + body.deferred + body.rejected.length, events.length, 'every event accounted once')
   const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from progress_events`

@@ -397,14 +397,19 @@ function categories(tokens: Tokens) {
     batchOf(stream).map((events) => post(stream, JSON.stringify({ events }), { kind: 'refused', statuses: [401], code: 'UNAUTHORIZED' }, 'forged token', { 'content-type': 'application/json', authorization })),
   )
 
-  // A learner's batch naming another learner anywhere fails whole.
+  // A learner's batch naming another learner anywhere fails whole; an empty
+  // userId names nobody, so only that event is rejected.
   const otherLearner = fc
     .tuple(streamArb, fc.oneof(fc.constantFrom('bob', 'Alice', 'alice ', 'ALICE', 'alice\u0000', ''), awkwardUnicode.filter((s) => s !== 'alice'), hugeString), fc.nat())
     .chain(([stream, userId, at]) =>
       fc.array(validEvent(stream), { minLength: 1, maxLength: 5 }).map((slots) => {
         const events = slots.map((s) => s.event)
-        events[at % events.length] = { ...events[at % events.length], userId }
-        return post(stream, JSON.stringify({ events }), { kind: 'refused', statuses: [403], code: 'FORBIDDEN' }, "another learner's userId")
+        const index = at % events.length
+        events[index] = { ...events[index], userId }
+        const expect: Expectation = userId === ''
+          ? { kind: 'per-event', rejected: new Map([[index, 'invalid_event']]), events: events.length }
+          : { kind: 'refused', statuses: [403], code: 'FORBIDDEN' }
+        return post(stream, JSON.stringify({ events }), expect, "another learner's userId")
       }),
     )
 
