@@ -5,6 +5,7 @@ import type { DestinationStream } from 'pino'
 import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import analyticsPlugin, { analyticsSettings } from '../analytics/plugin.ts'
+import { checkedClaims } from '../auth/tokens.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
@@ -135,8 +136,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(authPlugin, {
     ...(config.AUTH_JWT_SECRET ? { secret: config.AUTH_JWT_SECRET } : {}),
     ...(config.AUTH_JWKS_URL ? { jwksUrl: config.AUTH_JWKS_URL } : {}),
-    ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
-    ...(config.AUTH_AUDIENCE ? { audience: config.AUTH_AUDIENCE } : {}),
+    ...checkedClaims(config),
   })
   await app.register(rateLimitPlugin, {
     batchesPerSecond: config.RATE_LIMIT_BATCHES_PER_SECOND,

@@ -106,7 +106,7 @@ export interface MintOptions {
   audience?: string
 }
 
-/** The issuer and audience the API checks (AUTH_ISSUER, AUTH_AUDIENCE), for tokens minted to be accepted by it. */
+/** The issuer and audience the API checks (AUTH_ISSUER, AUTH_AUDIENCE): for the verifier, and for tokens minted to pass it. */
 export function checkedClaims(config: { AUTH_ISSUER?: string | undefined; AUTH_AUDIENCE?: string | undefined }): Pick<MintOptions, 'issuer' | 'audience'> {
   return {
     ...(config.AUTH_ISSUER ? { issuer: config.AUTH_ISSUER } : {}),
