@@ -78,14 +78,18 @@ export function errorBody(statusCode: number, code: string, message: string) {
   return { statusCode, code, error: STATUS_CODES[statusCode] ?? 'Error', message }
 }
 
+// 5xx answers that are no bug and are accounted for elsewhere, so get no stack
+// trace per request: OVERLOADED is load shedding by design, counted in
+// shed_requests_total (a trace per refused request would add work exactly when
+// there is too much); an identity provider's outage is warned about by the
+// auth plugin, once a minute.
+const UNLOGGED_CODES = new Set<string>(['OVERLOADED', 'IDENTITY_PROVIDER_UNAVAILABLE'])
+
 export function createErrorHandler(bodyLimit: number) {
   return function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const coded = toCodedError(error, bodyLimit)
     const statusCode = coded.statusCode ?? 500
-    // OVERLOADED is load shedding by design, counted in shed_requests_total:
-    // a stack trace per refused request would add work exactly when there is too much.
-    // An identity provider's outage is logged by the auth plugin, once a minute.
-    if (statusCode >= 500 && coded.code !== 'OVERLOADED' && coded.code !== 'IDENTITY_PROVIDER_UNAVAILABLE') {
+    if (statusCode >= 500 && !UNLOGGED_CODES.has(coded.code)) {
       request.log.error({ err: error }, 'request failed')
     }
     if ((statusCode === 503 || statusCode === 429) && !reply.hasHeader('retry-after')) {

@@ -95,13 +95,19 @@ function firstSchemaError(validator: typeof checkProgress | typeof checkAnalytic
   return `${error.instancePath || 'event'} ${error.message}`
 }
 
-/** The userId the event is written for, or a 403 when the caller may not. */
-function ownerOf(event: { userId?: string }, principal: Principal): string {
-  const userId = event.userId ?? principal.userId
-  if (userId !== principal.userId && principal.role !== 'service') {
+/**
+ * The userId the event is written for: the one it names, else the token's own,
+ * except that a service must name one (undefined: the event is rejected alone);
+ * a 403 when the caller may not write for the one named.
+ */
+function ownerOf(event: unknown, principal: Principal): string | undefined {
+  const named = (event as { userId?: unknown } | null)?.userId
+  // Not an id (absent, empty, not a string): the event's schema check rejects a bad one alone.
+  if (typeof named !== 'string' || named === '') return principal.role === 'service' ? undefined : principal.userId
+  if (named !== principal.userId && principal.role !== 'service') {
     throw new Errors.FORBIDDEN(`${principal.role} tokens may only send events for their own user`)
   }
-  return userId
+  return named
 }
 
 /** Server time minus the client's sentAt; null without sentAt. */
@@ -131,17 +137,12 @@ function prepare<Event extends { eventId: string; occurredAt: string; userId?: s
     rejected.push({ index, ...(typeof eventId === 'string' ? { eventId: eventId.slice(0, 64) } : {}), code, message })
   }
   // Ownership first, over every event: one foreign userId fails the whole batch.
-  // An empty userId is no user's: the event's schema check rejects it alone.
-  const owners = events.map((event) =>
-    event !== null && typeof event === 'object' && typeof (event as { userId?: unknown }).userId === 'string' && (event as { userId: string }).userId !== ''
-      ? ownerOf(event as { userId: string }, principal)
-      : principal.userId,
-  )
+  const owners = events.map((event) => ownerOf(event, principal))
   events.forEach((event, index) => {
     if (!validator.Check(event)) return reject(index, event, 'invalid_event', firstSchemaError(validator, event))
     const typed = event as Event
-    // A service sends for its org's learners; its own id is nobody's progress.
-    if (typed.userId === undefined && principal.role === 'service') return reject(index, event, 'invalid_event', 'userId is required with a service token')
+    const owner = owners[index]
+    if (owner === undefined) return reject(index, event, 'invalid_event', 'userId is required with a service token')
     const problem = extraCheck(typed) ?? unstorableText(typed)
     if (problem) return reject(index, event, 'invalid_event', problem)
     const time = Date.parse(typed.occurredAt)
@@ -153,7 +154,7 @@ function prepare<Event extends { eventId: string; occurredAt: string; userId?: s
         i: index,
         event_id: typed.eventId.toLowerCase(),
         occurred_at: typed.occurredAt,
-        user_id: owners[index]!,
+        user_id: owner,
         org_hint: principal.orgId ?? null,
         clock_skew_ms: skew,
       }),

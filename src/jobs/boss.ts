@@ -6,6 +6,7 @@
 // advisory lock, so any number of processes may start at once.
 import { PgBoss, type Queue } from 'pg-boss'
 import type { Config } from '../config.ts'
+import { throttled } from '../throttled.ts'
 import type { JobDefinition } from './definition.ts'
 
 export const BOSS_SCHEMA = 'pgboss'
@@ -26,8 +27,11 @@ export interface BossOptions {
   config?: Pick<Config, 'DAILY_BATCH_CRON'> & Partial<Config>
   max?: number
   applicationName?: string
-  onError?: (error: Error) => void
+  onError?: QueueErrorReport
 }
+
+/** A background failure, and how many there were since the last report (src/throttled.ts). */
+export type QueueErrorReport = (error: Error, occurrences: number) => void
 
 export async function startBoss(options: BossOptions): Promise<PgBoss> {
   const worker = options.role === 'worker'
@@ -42,8 +46,9 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     migrate: true,
   })
   // pg-boss reports background failures (a lost connection while polling) as
-  // events; without a listener Node would treat them as fatal.
-  boss.on('error', options.onError ?? (() => {}))
+  // events; without a listener Node would treat them as fatal. Each queue's
+  // poller fails every few seconds while the database is down: throttled.
+  boss.on('error', options.onError ? throttled(options.onError) : () => {})
   await boss.start()
   try {
     await ensureQueues(boss, options.definitions)

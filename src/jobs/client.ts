@@ -3,7 +3,7 @@
 // never opens its connections; a failed start is retried on the next call.
 import type { PgBoss, SendOptions } from 'pg-boss'
 import type { JobDefinition } from './definition.ts'
-import { startBoss } from './boss.ts'
+import { startBoss, type QueueErrorReport } from './boss.ts'
 
 export type JobState = 'created' | 'retry' | 'active' | 'completed' | 'cancelled' | 'failed'
 
@@ -37,7 +37,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export class UnknownJobError extends Error {}
 
-export function createJobClient(options: { url: string; definitions: JobDefinition[]; onError?: (error: Error) => void }): JobClient {
+export function createJobClient(options: { url: string; definitions: JobDefinition[]; onError?: QueueErrorReport }): JobClient {
   const names = new Set(options.definitions.map((definition) => definition.name))
   let starting: Promise<PgBoss> | undefined
   let closed = false

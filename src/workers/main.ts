@@ -12,7 +12,6 @@ import { startBoss } from '../jobs/boss.ts'
 import type { JobContext, JobDefinition } from '../jobs/definition.ts'
 import { runJob } from '../jobs/runner.ts'
 import { onShutdownSignal } from '../shutdown.ts'
-import { throttled } from '../throttled.ts'
 import { partitionsJob } from './partitions.ts'
 import { jobs } from './registry.ts'
 
@@ -45,8 +44,7 @@ const boss = await startBoss({
   definitions: jobs,
   role: 'worker',
   config,
-  // pg-boss reports each queue's failing poll: during a database outage, several a second.
-  onError: throttled((error: Error, occurrences: number) => log.warn({ err: error, occurrences }, 'job queue error')),
+  onError: (error, occurrences) => log.warn({ err: error, occurrences }, 'job queue error'),
 })
 for (const definition of jobs) {
   await boss.work<object>(definition.name, { localConcurrency: definition.concurrency ?? 1, pollingIntervalSeconds: 2 }, async ([job]) => {

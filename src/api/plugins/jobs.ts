@@ -4,7 +4,6 @@
 import fp from 'fastify-plugin'
 import { createJobClient, type JobClient } from '../../jobs/client.ts'
 import type { JobDefinition } from '../../jobs/definition.ts'
-import { throttled } from '../../throttled.ts'
 import { jobs as registry } from '../../workers/registry.ts'
 
 export type { JobSendOptions, JobStatus } from '../../jobs/client.ts'
@@ -26,8 +25,7 @@ export default fp<JobsPluginOptions>(
     const client = createJobClient({
       url: options.url,
       definitions: options.definitions ?? registry,
-      // pg-boss reports each failing poll: during a database outage, every few seconds.
-      onError: throttled((error: Error, occurrences: number) => app.log.warn({ err: error, occurrences }, 'job queue error')),
+      onError: (error, occurrences) => app.log.warn({ err: error, occurrences }, 'job queue error'),
     })
     app.decorate('jobs', { send: client.send, get: client.get, find: client.find })
     app.addHook('onClose', async () => {
