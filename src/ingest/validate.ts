@@ -117,6 +117,20 @@ export function clockSkew(sentAt: string | undefined, receivedAt: number): numbe
   return Number.isFinite(skew) ? Math.max(-INT32_MAX, Math.min(INT32_MAX, skew)) : null
 }
 
+/**
+ * occurredAt as PostgreSQL is to read it: the same instant, in UTC. RFC 3339
+ * allows offsets up to ±23:59 and PostgreSQL only up to ±15:59 (past that the
+ * whole call fails), so an offset is applied here; digits past the millisecond
+ * are kept, and PostgreSQL rounds them to its microsecond as before.
+ */
+export function inUtc(occurredAt: string, time: number): string {
+  const last = occurredAt[occurredAt.length - 1]
+  if (last === 'Z' || last === 'z') return occurredAt
+  const iso = new Date(time).toISOString() // Date.parse truncates to the millisecond
+  const subMillisecond = /\.\d{3}(\d+)/.exec(occurredAt)?.[1]
+  return subMillisecond ? `${iso.slice(0, -1)}${subMillisecond}Z` : iso
+}
+
 function prepare<Event extends { eventId: string; occurredAt: string; userId?: string }, Row>(
   events: unknown[],
   validator: typeof checkProgress | typeof checkAnalytics,
@@ -153,7 +167,7 @@ function prepare<Event extends { eventId: string; occurredAt: string; userId?: s
       toRow(typed, {
         i: index,
         event_id: typed.eventId.toLowerCase(),
-        occurred_at: typed.occurredAt,
+        occurred_at: inUtc(typed.occurredAt, time),
         user_id: owner,
         org_hint: principal.orgId ?? null,
         clock_skew_ms: skew,

@@ -97,6 +97,36 @@ t.test('too_old and in_future at their boundaries; partitions exist where the co
   t.equal(range?.to_day, day(7), 'and PARTITIONS_AHEAD_DAYS ahead')
 })
 
+t.test('any RFC 3339 offset is stored as its instant, beside the batch\u2019s other events; digits past the millisecond kept', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const token = await h.token('alice')
+  // RFC 3339 allows offsets up to ±23:59; PostgreSQL reads only up to ±15:59.
+  const instant = new Date(Date.now() - 3600000)
+  const utc = instant.toISOString().slice(0, 19)
+  const at = (offsetHours: number, fraction: string) => {
+    const local = new Date(instant.getTime() + offsetHours * 3600000).toISOString().slice(0, 19)
+    return `${local}${fraction}${offsetHours < 0 ? '-' : '+'}${String(Math.abs(offsetHours)).padStart(2, '0')}:00`
+  }
+  const cases = [
+    { offsetHours: 16, fraction: '', stored: '.000000' },
+    { offsetHours: -23, fraction: '.1234567', stored: '.123457' }, // PostgreSQL rounds to the microsecond
+    { offsetHours: 5, fraction: '.5', stored: '.500000' },
+  ]
+  const events = [progressEvent(), ...cases.map((c) => progressEvent({ occurredAt: at(c.offsetHours, c.fraction) }))]
+  const res = await post(h, '/api/client/progress/batch', token, { events })
+  t.equal(res.statusCode, 200, res.body)
+  t.same(res.json(), { accepted: 4, duplicates: 0, deferred: 0, rejected: [] })
+  const stored = await h.sql<{ event_id: string; at: string }[]>`
+    select event_id::text, to_char(occurred_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as at from progress_events`
+  const storedAt = new Map(stored.map((row) => [row.event_id, row.at]))
+  cases.forEach((c, k) => t.equal(storedAt.get(events[k + 1]!.eventId as string), `${utc}${c.stored}`, `offset ${c.offsetHours}: the same instant`))
+
+  const inUtc = cases.map((c, k) => ({ ...events[k + 1], occurredAt: `${utc}${c.fraction}Z` }))
+  const again = await post(h, '/api/client/progress/batch', token, { events: inUtc })
+  t.same(again.json(), { accepted: 0, duplicates: 3, deferred: 0, rejected: [] }, 'the same instants written in UTC are retries')
+})
+
 t.test('prototype keys and oversized properties are rejected and nothing is written', async (t) => {
   const h = await build(t)
   await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
