@@ -34,6 +34,53 @@ t.test('analytics batch: accepted, deferred without any assignment', async (t) =
   t.equal(single.json().rejected[0].code, 'too_old')
 })
 
+t.test('a learner token without org_id: a retry lands where the first send did, after a second org assigns the learner', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-m', [{ courseId: 'course-1', lessonCount: 2 }], ['mia'])
+  const token = await h.token('mia') // no org_id: the org comes from the assignment
+  const progress = progressEvent({ type: 'lesson_completed', timeSpentMs: 5000 })
+  const analytics = analyticsEvent({ courseId: 'course-1' })
+  const send = () => Promise.all([
+    post(h, '/api/client/progress/batch', token, { events: [progress] }),
+    post(h, '/api/analytics/events/batch', token, { events: [analytics] }),
+  ])
+  for (const res of await send()) t.same(res.json(), { accepted: 1, duplicates: 0, deferred: 0, rejected: [] })
+  // A second org, whose id sorts first, assigns her to a course of the same id.
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['mia'])
+  for (const res of await send()) t.same(res.json(), { accepted: 0, duplicates: 1, deferred: 0, rejected: [] }, 'counted once')
+  const orgs = await h.sql<{ org_id: string }[]>`
+    select org_id from progress_events union all select org_id from analytics_events`
+  t.same(orgs.map((row) => row.org_id), ['org-m', 'org-m'])
+  const [lesson] = await h.sql<{ time_spent_ms: number }[]>`select time_spent_ms from user_lesson_progress where user_id = 'mia'`
+  t.equal(Number(lesson?.time_spent_ms), 5000)
+})
+
+t.test('analytics events wait for an assignment in the token\u2019s org, as progress events do', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
+  const service = await h.token('ingest-bot', { orgId: 'org-a', role: 'service' })
+  const ghost = await h.token('ghost', { orgId: 'org-a' })
+  const deferred = { accepted: 0, duplicates: 0, deferred: 1, rejected: [] }
+  const byService = analyticsEvent({ userId: 'nobody' })
+  t.same((await post(h, '/api/analytics/events', service, byService)).json(), deferred, 'a user the org has not assigned')
+  t.same((await post(h, '/api/analytics/events', ghost, analyticsEvent())).json(), deferred, 'a learner of no course yet')
+  const member = await post(h, '/api/analytics/events', service, analyticsEvent({ userId: 'alice', courseId: 'course-9' }))
+  t.same(member.json(), { accepted: 1, duplicates: 0, deferred: 0, rejected: [] }, 'an assigned learner, any course named')
+  const [stored] = await h.sql<{ n: number }[]>`select count(*)::int as n from analytics_events where user_id in ('nobody', 'ghost')`
+  t.equal(stored?.n, 0)
+
+  const assign = await h.app.inject({
+    method: 'PUT',
+    url: '/api/v1/orgs/org-a/assignments',
+    headers: { authorization: `Bearer ${service}` },
+    payload: { assignments: [{ userId: 'nobody', courseId: 'course-1' }, { userId: 'ghost', courseId: 'course-1' }] },
+  })
+  t.equal(assign.statusCode, 200, assign.body)
+  t.same(assign.json().replayed, { progress: 0, analytics: 2 }, 'replayed when the assignment arrives')
+  const orgs = await h.sql<{ org_id: string }[]>`select org_id from analytics_events where user_id in ('nobody', 'ghost')`
+  t.same(orgs.map((row) => row.org_id), ['org-a', 'org-a'])
+})
+
 const DAY = 86400000
 
 t.test('one invalid event among valid ones is rejected by index; the rest are stored', async (t) => {
