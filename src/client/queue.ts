@@ -9,7 +9,7 @@ import { bodyBytes, encodeBody, halve, KEEPALIVE_BUDGET_BYTES, takeChunk } from 
 import { withLock } from './lock.ts'
 import { classify, type RejectedEvent } from './outcome.ts'
 import {
-  afterRequest, flushInterval, gateOf, idlePacing, nextFlushAt, parseLag, parseRetryAfter,
+  afterRequest, flushInterval, gateOf, idlePacing, nextFlushAt, onClockNow, parseLag, parseRetryAfter,
   type Observation, type Pacing, type PacingOptions,
 } from './scheduler.ts'
 import type { EventStore, StoredEvent } from './store.ts'
@@ -52,6 +52,16 @@ export class StreamQueue {
   /** Events this tab stored and has not seen acknowledged: what pagehide can send without IndexedDB. */
   private readonly local = new Map<number, StoredEvent>()
   private otherTabHolds = false
+  /**
+   * Events per chunk while a refused chunk is being halved: the half to send
+   * next, which is at the head of the queue (what came before it is settled).
+   * A 429 or an outage in the middle of the halving then resumes from there
+   * instead of from a whole chunk again, which a rate limit of a few requests
+   * a second would otherwise refuse at the same depth every time. Back to
+   * unlimited once the event at fault is dropped alone; it stays at the size
+   * that worked when a whole-size chunk was simply too large (400, 413).
+   */
+  private chunkLimit = Infinity
   private timer: ReturnType<typeof setTimeout> | undefined
   private timerAt = Infinity
   /** Sessions chain on tail; at most one more waits behind the running one. */
@@ -143,12 +153,12 @@ export class StreamQueue {
     const { maxBatchEvents, maxBatchBytes, pacing: options } = this.ctx.settings
     while (!this.closed && !this.closing) {
       const { records, pacing, counts } = await this.ctx.store.peek(this.stream, maxBatchEvents)
-      this.pacing = pacing
+      this.pacing = onClockNow(pacing, Date.now())
       this.pending = counts[this.stream]
       this.forgetBefore(records[0]?.seq ?? Infinity)
       this.pendingBytes = bodyBytes(records)
       if (records.length === 0) return
-      const chunk = takeChunk(records, maxBatchEvents, maxBatchBytes)
+      const chunk = takeChunk(records, Math.min(maxBatchEvents, this.chunkLimit), maxBatchBytes)
       const full = chunk.length < records.length || records.length >= maxBatchEvents
       const due = force ? gateOf(pacing) : nextFlushAt(pacing, full, options)
       if (Date.now() < due) return this.schedule(due)
@@ -194,10 +204,12 @@ export class StreamQueue {
           const { eventId } = fieldsOf(chunk[0]!)
           this.reject([{ ...(eventId ? { eventId } : {}), code: verdict.code, message: verdict.message }])
           await this.settle([chunk[0]!.seq], { kind: 'answered', ...seen })
+          this.chunkLimit = Infinity
           return true
         }
         await this.settle([], { kind: 'answered', ...seen })
         const [first, second] = halve(chunk)
+        this.chunkLimit = first.length
         return (await this.send(first, depth)) && (await this.send(second, depth))
       }
       case 'throttled':

@@ -93,8 +93,21 @@ export type Observation =
   /** Network error, repeated 401, unexpected status or answer: back off. */
   | { kind: 'failed'; latencyMs?: number; lagMs?: number }
 
+/**
+ * The pacing on the device's clock as it reads now. The times are stored
+ * absolute, so a clock set back (by hand, or corrected by NTP) would leave
+ * them in the future and hold every queue, in every tab and later page load,
+ * for as long as the clock moved; an answer cannot have come after now, so
+ * what lies ahead of it is moved back by as much.
+ */
+export function onClockNow(pacing: Pacing, now: number): Pacing {
+  const ahead = pacing.lastResponseAt - now
+  return ahead > 0 ? { ...pacing, lastResponseAt: now, notBefore: pacing.notBefore - ahead } : pacing
+}
+
 /** The pacing after one request. notBefore never moves back: another queue or tab may have set it. */
-export function afterRequest(pacing: Pacing, observation: Observation, now: number, random: number, options: PacingOptions): Pacing {
+export function afterRequest(stored: Pacing, observation: Observation, now: number, random: number, options: PacingOptions): Pacing {
+  const pacing = onClockNow(stored, now)
   const next: Pacing = { ...pacing }
   if (observation.latencyMs !== undefined) {
     next.ewmaMs = smooth(pacing.ewmaMs, observation.latencyMs)

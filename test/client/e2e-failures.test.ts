@@ -94,6 +94,31 @@ t.test('a bad event is isolated and dropped; the others arrive', async (t) => {
   t.equal(good.length, 40)
 })
 
+t.test('a halving that 429s keep interrupting resumes where it was, and isolates the bad event', async (t) => {
+  const site = await startSite(t)
+  // Every third request refused, as a limit of a few batches a second does to
+  // the burst of requests a halving makes: before, each session began again
+  // from a whole chunk and never got deeper than two halvings.
+  let seen = 0
+  site.recorder.refuse = () => (++seen % 3 === 0 ? { status: 429, retryAfter: '1' } : undefined)
+  const page = await newPage(t, site)
+  const foreign = await page.evaluate(async () => {
+    const { client } = window as unknown as PageWindow
+    const lesson = (i: number) => ({ courseId: 'course-1', lessonId: `lesson-${i % 5}`, type: 'lesson_started' as const })
+    const before = Array.from({ length: 7 }, (_, i) => client.trackProgress(lesson(i)))
+    const foreign = client.trackProgress({ ...lesson(7), userId: 'mallory' })
+    const after = Array.from({ length: 22 }, (_, i) => client.trackProgress(lesson(i + 8)))
+    await Promise.all([...before, ...after])
+    return foreign
+  })
+  await waitFor(async () => (await stats(page)).progress.pending === 0, 30000, 'the queue to drain')
+  t.same(await storedCounts(site.sql), { progress: 29, analytics: 0, distinct: 29 })
+  const rejections = await page.evaluate(() => (window as unknown as PageWindow).rejections)
+  t.same(rejections.map(({ eventId, code }) => ({ eventId, code })), [{ eventId: await foreign, code: 'FORBIDDEN' }])
+  t.ok(site.recorder.requests.filter((request) => request.status === 429).length >= 2, 'the halving was interrupted')
+  t.same(resent(site.recorder), [])
+})
+
 t.test('401: getToken is asked again once, and the batch goes through', async (t) => {
   const site = await startSite(t)
   const context = await browser.newContext()

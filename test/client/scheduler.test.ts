@@ -2,7 +2,7 @@ import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import {
   afterRequest, backoffDelay, defaultPacingOptions as options, flushInterval, gateOf, idlePacing, MAX_LAG_MS,
-  nextFlushAt, parseLag, parseRetryAfter, type Observation, type Pacing,
+  nextFlushAt, onClockNow, parseLag, parseRetryAfter, type Observation, type Pacing,
 } from '../../src/client/scheduler.ts'
 
 const NOW = 1_700_000_000_000
@@ -114,4 +114,20 @@ t.test('the gate never moves back: a later, shorter wait keeps the longer one', 
     }
     return true
   }))
+})
+
+t.test('a clock set back an hour does not hold the queue for the hour: the stored times move back with it', async (t) => {
+  const HOUR = 3600000
+  // Answered under a clock an hour fast, with 3 s of server lag and a Retry-After of 2 s.
+  const answered = afterRequest(idlePacing, { kind: 'throttled', latencyMs: 40, lagMs: 3000, retryAfterMs: 2000 }, NOW + HOUR, 0.5, options)
+  t.equal(gateOf(answered), NOW + HOUR + 3000)
+  const now = NOW + 500 // the clock corrected, 500 ms after that answer
+  const aligned = onClockNow(answered, now)
+  t.equal(aligned.lastResponseAt, now)
+  t.equal(gateOf(aligned), now + 3000, 'the same waits, from now')
+  t.equal(onClockNow(aligned, now + 10), aligned, 'a clock that runs on changes nothing')
+  // The next answer is recorded from the stored (unaligned) pacing, as the store hands it over.
+  const next = afterRequest(answered, { kind: 'answered', latencyMs: 40, lagMs: 0 }, now + 3000, 0.5, options)
+  t.equal(next.lastResponseAt, now + 3000)
+  t.ok(gateOf(next) <= now + 3000 + 2000, `gate ${gateOf(next) - now} ms from now, at most the Retry-After after the answer`)
 })
