@@ -58,10 +58,11 @@ export async function writeSnapshot(db: Queryable, options: WriteSnapshotOptions
   const temp = path.join(dir, `.${dataFile}.${process.pid}.tmp`)
   try {
     const columns = options.columns.map(quoteIdent).join(', ')
-    const copy = await db.unsafe(`copy (select ${columns} from (${options.select}) rows) to stdout`).readable()
+    const copy = (await db.unsafe(`copy (select ${columns} from (${options.select}) rows) to stdout`).readable()) as Readable
+    resumeConnectionWhenDone(copy)
     const lines = new LineCounter()
     const hash = createHash('sha256')
-    await pipeline(copy as Readable, lines, createGzip(), tee(hash), fs.createWriteStream(temp))
+    await pipeline(copy, lines, createGzip(), tee(hash), fs.createWriteStream(temp))
     await fsyncFile(temp)
     const sha256 = hash.digest('hex')
     if (lines.count !== options.expectedRows) {
@@ -88,6 +89,19 @@ export async function writeSnapshot(db: Queryable, options: WriteSnapshotOptions
   } finally {
     fs.rmSync(temp, { force: true })
   }
+}
+
+/**
+ * postgres.js (3.4) pauses its connection's socket when a COPY's stream is
+ * full and resumes it from the stream's _read. When the COPY's last data
+ * arrives while paused (more than the stream's buffer at once, with the end
+ * in the same read), the stream ends without another read, the socket stays
+ * paused, and the transaction's next statement, its COMMIT, waits forever:
+ * retention hung with its lock held (porsager/postgres#499). Once the stream
+ * is done, do what that read would have done.
+ */
+function resumeConnectionWhenDone(copy: Readable): void {
+  copy.once('close', () => (copy as Readable & { _read(size: number): void })._read(0))
 }
 
 /** Recomputes a snapshot file's hash and row count from disk; throws unless both match. */
