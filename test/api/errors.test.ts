@@ -59,7 +59,6 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
       status: 403,
       code: 'FORBIDDEN',
     },
-    { name: '__proto__ key', headers: json, body: '{"events":[{"__proto__":{"polluted":true}}]}', status: 400, code: 'INVALID_JSON' },
     { name: 'sentAt not a date-time', headers: json, body: JSON.stringify({ events: [progressEvent()], sentAt: 'now' }), status: 400, code: 'INVALID_BODY' },
   ]
   for (const c of cases) {

@@ -188,14 +188,35 @@ t.test('prototype keys and oversized properties are rejected and nothing is writ
   const res = await post(h, '/api/analytics/events/batch', token, { events })
   t.equal(res.statusCode, 200)
   t.same(res.json().rejected.map((r: { code: string }) => r.code), Array(5).fill('invalid_event'))
-  const poisoned = await h.app.inject({
+  const [row] = await h.sql<{ n: number }[]>`select (select count(*) from analytics_events) + (select count(*) from dead_letter_events) as n`
+  t.equal(row?.n, 0)
+})
+
+t.test('__proto__ and constructor.prototype keys: that event alone is rejected, the rest of the batch stored', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const raw = (event: Record<string, unknown>, poison: string, where: 'event' | 'properties') => {
+    const text = JSON.stringify(event)
+    return where === 'event' ? text.replace(/^\{/, `{${poison},`) : text.replace(/\}$/, `,"properties":{"a":{${poison}}}}`)
+  }
+  const poisons = ['"__proto__":{"polluted":1}', '"constructor":{"prototype":{"polluted":1}}']
+  const events = [
+    JSON.stringify(analyticsEvent()),
+    ...poisons.flatMap((poison) => [raw(analyticsEvent(), poison, 'event'), raw(analyticsEvent(), poison, 'properties')]),
+    JSON.stringify(analyticsEvent()),
+  ]
+  const res = await h.app.inject({
     method: 'POST',
     url: '/api/analytics/events/batch',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    payload: `{"events":[{"eventId":"${crypto.randomUUID()}","name":"x","occurredAt":"${new Date().toISOString()}","properties":{"constructor":{"prototype":{"polluted":1}}}}]}`,
+    headers: { authorization: `Bearer ${await h.token('alice')}`, 'content-type': 'application/json' },
+    payload: `{"__proto__":{"polluted":1},"events":[${events.join(',')}]}`,
   })
-  t.equal(poisoned.statusCode, 400)
-  const [row] = await h.sql<{ n: number }[]>`select (select count(*) from analytics_events) + (select count(*) from dead_letter_events) as n`
+  t.equal(res.statusCode, 200, res.body)
+  const body = res.json()
+  t.equal(body.accepted, 2)
+  t.same(body.rejected.map((r: { index: number; code: string }) => [r.index, r.code]), [1, 2, 3, 4].map((index) => [index, 'invalid_event']))
+  t.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was touched')
+  const [row] = await h.sql<{ n: number }[]>`select count(*)::int as n from analytics_events where properties::text like '%polluted%'`
   t.equal(row?.n, 0)
 })
 

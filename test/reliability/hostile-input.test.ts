@@ -200,7 +200,7 @@ const analyticsMutation = fc.oneof(
   set('properties', fc.oneof(fc.integer({ min: 8200, max: 40000 }).map((n) => ({ blob: 'x'.repeat(n) })), fc.constant({ blob: 'é'.repeat(4100) }))),
   // too deep: more than 4 levels
   set('properties', fc.tuple(fc.integer({ min: 5, max: 400 }), fc.boolean()).map(([levels, array]) => (array ? { a: nested(levels - 1, true) } : nested(levels, false)))),
-  // prototype keys the JSON parser lets through (`__proto__` is refused whole: another category)
+  // prototype keys as plain keys (`__proto__` as raw JSON text: another category)
   set('properties', fc.tuple(fc.constantFrom('constructor', 'prototype'), fc.integer({ min: 1, max: 4 })).map(([key, depth]) => keyAtDepth(depth, key))),
   set('properties', fc.oneof(unstorable.map((s) => ({ [s]: 1 })), unstorable.map((s) => ({ note: s })), unstorable.map((s) => ({ list: [1, s] })))),
 )
@@ -358,7 +358,9 @@ function categories(tokens: Tokens) {
     post(stream, JSON.stringify({ events: [], padding: 'x'.repeat(MAX_BATCH_BYTES + over) }), { kind: 'refused', statuses: [413], code: 'PAYLOAD_TOO_LARGE' }, 'oversized body'),
   )
 
-  // Raw JSON text: prototype poisoning anywhere is refused by the parser.
+  // Raw JSON text with prototype poisoning: JSON.parse makes it a plain own key;
+  // in an event (or its properties) that event alone is rejected, and in the
+  // envelope it is one more field the API does not read.
   const prototypeKeys = fc.tuple(streamArb, fc.constantFrom('__proto__', 'constructor'), fc.constantFrom('top', 'event', 'properties')).chain(([stream, key, where]) =>
     validEvent(stream).map((slot) => {
       const poison = key === '__proto__' ? `"__proto__":{"admin":true}` : `"constructor":{"prototype":{"admin":true}}`
@@ -369,7 +371,8 @@ function categories(tokens: Tokens) {
           : where === 'event'
             ? `{"events":[${event.replace(/^\{/, `{${poison},`)}]}`
             : `{"events":[${event.replace(/\}$/, `,"properties":{${poison}}}`)}]}` // last, so it is the one that counts
-      return post(stream, text, { kind: 'refused', statuses: [400], code: 'INVALID_JSON' }, 'prototype keys')
+      const rejected = new Map<number, Rejection>(where === 'top' ? [] : [[0, 'invalid_event']])
+      return post(stream, text, { kind: 'per-event', rejected, events: 1 }, 'prototype keys')
     }),
   )
 

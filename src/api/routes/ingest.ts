@@ -39,6 +39,12 @@ const responses = {
 
 const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, options) => {
   const { writer, window } = options
+  // A __proto__ or constructor.prototype key is refused by the per-event checks,
+  // that event alone (contract section 4), where Fastify's parser would refuse
+  // the whole request. JSON.parse makes such a key a plain own property, never
+  // a prototype, and nothing here copies a body into another object.
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('ignore', 'ignore'))
   const prepareFor = {
     progress: prepareProgress,
     analytics: prepareAnalytics,
