@@ -109,7 +109,7 @@ async function ingest(sql: Pick<Sql, 'unsafe'>, b: Batch): Promise<void> {
 async function reset(sql: Sql): Promise<void> {
   // DELETE, not TRUNCATE: with a few rows it is far cheaper than truncating ~80 partitions and their indexes.
   for (const table of ['progress_events', 'analytics_events', 'dead_letter_events', 'user_lesson_progress', 'user_course_progress',
-    'org_rollups', 'org_rollup_event_names', 'org_rollup_learners', 'rollup_org_state', 'assignments']) {
+    'org_rollups', 'org_rollup_event_names', 'org_rollup_learners', 'org_rollup_lessons', 'rollup_org_state', 'assignments']) {
     await sql.unsafe(`delete from ${table}`)
   }
   await sql`update rollup_state set xid_low = '0'`
@@ -210,7 +210,7 @@ t.test('rollups equal a from-scratch recompute after any interleaving', async (t
       await runRollup(context)
       const actual = await rollupTables(sql)
       const expected = await recomputedRollups(sql)
-      for (const table of ['counters', 'names', 'learners'] as const) {
+      for (const table of ['counters', 'names', 'learners', 'lessons'] as const) {
         const extra = actual[table].filter((line) => !expected[table].includes(line))
         const missing = expected[table].filter((line) => !actual[table].includes(line))
         if (extra.length || missing.length) {

@@ -51,6 +51,32 @@ t.test('a rollup run counts events per hour and day, per course and per org, exa
   t.same(await rollupTables(h.sql), await recomputedRollups(h.sql))
 })
 
+t.test('lessons count once per bucket, however many of their events it has and in however many runs', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'c1', lessonCount: 3 }, { courseId: 'c2', lessonCount: 3 }], ['alice', 'bob'])
+  const context = jobContext(h.sql, workerConfig(h.url))
+  const event = (user: string, course: string, lesson: string, type: 'lesson_started' | 'lesson_completed', minute: number) => ({
+    event_id: randomUUID(), occurred_at: hourAgo(5, minute * 60000), user_id: user, course_id: course, lesson_id: lesson, type,
+  })
+  // alice completes l1 three times (a replayed video completes again) and l1 of c2 once; bob starts l1 twice.
+  await ingestProgress(h.sql, [
+    event('alice', 'c1', 'l1', 'lesson_completed', 1), event('alice', 'c1', 'l1', 'lesson_completed', 2),
+    event('alice', 'c2', 'l1', 'lesson_completed', 3), event('bob', 'c1', 'l1', 'lesson_started', 4),
+  ])
+  await runRollup(context)
+  await ingestProgress(h.sql, [event('alice', 'c1', 'l1', 'lesson_completed', 5), event('bob', 'c1', 'l1', 'lesson_started', 6)])
+  await runRollup(context)
+  const counts = await h.sql<{ course_id: string; lessons_started: number; lessons_completed: number }[]>`
+    select course_id, lessons_started::int, lessons_completed::int from org_rollups
+    where org_id = 'org-a' and granularity = 'hour' and bucket = ${hourAgo(5)} order by course_id`
+  t.same(counts.map((row) => [row.course_id, row.lessons_started, row.lessons_completed]), [
+    ['', 1, 2], // the org: alice's l1 of c1 and of c2 (lessons are per course), bob's l1
+    ['c1', 1, 1],
+    ['c2', 0, 1],
+  ])
+  t.same(await rollupTables(h.sql), await recomputedRollups(h.sql))
+})
+
 t.test('chunks end on transaction boundaries and a run stopped between chunks is finished by the next', async (t) => {
   const h = await build(t)
   const learners = ['u1', 'u2', 'u3']

@@ -72,6 +72,7 @@ export interface RollupTables {
   counters: string[]
   names: string[]
   learners: string[]
+  lessons: string[]
 }
 
 /** The rollup tables, one sorted text line per row. */
@@ -87,7 +88,10 @@ export async function rollupTables(sql: Sql, orgId?: string): Promise<RollupTabl
   const learners = await sql<{ line: string }[]>`
     select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, user_id) as line
     from org_rollup_learners where ${org()} order by 1`
-  return { counters: counters.map((r) => r.line), names: names.map((r) => r.line), learners: learners.map((r) => r.line) }
+  const lessons = await sql<{ line: string }[]>`
+    select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, user_id, lesson_course_id, lesson_id, completed) as line
+    from org_rollup_lessons where ${org()} order by 1`
+  return { counters: counters.map((r) => r.line), names: names.map((r) => r.line), learners: learners.map((r) => r.line), lessons: lessons.map((r) => r.line) }
 }
 
 /**
@@ -96,30 +100,37 @@ export async function rollupTables(sql: Sql, orgId?: string): Promise<RollupTabl
  */
 export async function recomputedRollups(sql: Sql, orgId?: string): Promise<RollupTables> {
   const org = () => (orgId === undefined ? sql`true` : sql`org_id = ${orgId}`)
+  // A started or completed lesson, as one text: lessons count once per bucket however many such events it has.
   const events = () => sql`
-    select org_id, user_id, course_id, occurred_at, 1 as p, (type = 'lesson_started')::int as s,
-           (type = 'lesson_completed')::int as c, time_spent_ms::bigint as t, null::text as name
+    select org_id, user_id, course_id, occurred_at, 1 as p,
+           case when type = 'lesson_started' then concat_ws('|', user_id, course_id, lesson_id) end as s,
+           case when type = 'lesson_completed' then concat_ws('|', user_id, course_id, lesson_id) end as c,
+           time_spent_ms::bigint as t, null::text as name, lesson_id, type = 'lesson_completed' as completed,
+           type in ('lesson_started', 'lesson_completed') as lesson_event
     from progress_events where ${org()}
     union all
-    select org_id, user_id, course_id, occurred_at, 0, 0, 0, 0, name from analytics_events where ${org()}`
+    select org_id, user_id, course_id, occurred_at, 0, null, null, 0, name, null, false, false from analytics_events where ${org()}`
   const keyed = () => sql`
     select e.org_id, g.granularity, date_trunc(g.granularity, e.occurred_at, 'UTC') as bucket, k.course_id,
-           e.user_id, e.p, e.s, e.c, e.t, e.name
+           e.user_id, e.p, e.s, e.c, e.t, e.name, e.course_id as event_course, e.lesson_id, e.completed, e.lesson_event
     from (${events()}) e
     cross join (values ('hour'), ('day')) g (granularity)
     cross join lateral unnest(array['', e.course_id]) k (course_id)
     where k.course_id is not null`
   const counters = await sql<{ line: string }[]>`
     select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, count(distinct user_id),
-                     sum(p), sum(s), sum(c), sum(t), count(name)) as line
+                     sum(p), count(distinct s), count(distinct c), sum(t), count(name)) as line
     from (${keyed()}) x group by org_id, granularity, bucket, course_id order by 1`
+  const lessons = await sql<{ line: string }[]>`
+    select distinct concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, user_id, event_course, lesson_id, completed) as line
+    from (${keyed()}) x where lesson_event order by 1`
   const names = await sql<{ line: string }[]>`
     select concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, name, count(*)) as line
     from (${keyed()}) x where name is not null group by org_id, granularity, bucket, course_id, name order by 1`
   const learners = await sql<{ line: string }[]>`
     select distinct concat_ws('|', org_id, granularity, bucket at time zone 'UTC', course_id, user_id) as line
     from (${keyed()}) x order by 1`
-  return { counters: counters.map((r) => r.line), names: names.map((r) => r.line), learners: learners.map((r) => r.line) }
+  return { counters: counters.map((r) => r.line), names: names.map((r) => r.line), learners: learners.map((r) => r.line), lessons: lessons.map((r) => r.line) }
 }
 
 // ---- worker processes

@@ -29,8 +29,8 @@ const Query = Type.Object(
 const Counts = {
   activeLearners: Type.Integer({ description: 'distinct learners with any event' }),
   progressEvents: Type.Integer(),
-  lessonsStarted: Type.Integer({ description: 'lesson_started events' }),
-  lessonsCompleted: Type.Integer({ description: 'lesson_completed events' }),
+  lessonsStarted: Type.Integer({ description: 'distinct lessons (learner, course, lesson) with a lesson_started event in the bucket' }),
+  lessonsCompleted: Type.Integer({ description: 'distinct lessons (learner, course, lesson) with a lesson_completed event in the bucket' }),
   timeSpentMs: Type.Integer(),
   analyticsEvents: Type.Integer(),
   eventCounts: Type.Record(Type.String(), Type.Integer(), { description: 'analytics events by name' }),
