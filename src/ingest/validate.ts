@@ -123,7 +123,7 @@ export function clockSkew(sentAt: string | undefined, receivedAt: number): numbe
  * whole call fails), so an offset is applied here; digits past the millisecond
  * are kept, and PostgreSQL rounds them to its microsecond as before.
  */
-export function inUtc(occurredAt: string, time: number): string {
+function inUtc(occurredAt: string, time: number): string {
   const last = occurredAt[occurredAt.length - 1]
   if (last === 'Z' || last === 'z') return occurredAt
   const iso = new Date(time).toISOString() // Date.parse truncates to the millisecond
