@@ -2,8 +2,9 @@
 // uniform body { statusCode, code, error, message }. The real message is only
 // returned below 500; 5xx bodies never echo internals.
 import { STATUS_CODES } from 'node:http'
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { Errors, type ErrorCode } from '../errors.ts'
+import { throttled } from '../throttled.ts'
 import { PATTERN_WORDS } from './schemas/events.ts'
 
 /** Seconds clients should wait after a 503. */
@@ -86,12 +87,18 @@ export function errorBody(statusCode: number, code: string, message: string) {
 const UNLOGGED_CODES = new Set<string>(['OVERLOADED', 'IDENTITY_PROVIDER_UNAVAILABLE'])
 
 export function createErrorHandler(bodyLimit: number) {
+  // A database that is down or refuses connections fails every request while
+  // it lasts, and each is answered 503 DATABASE_UNAVAILABLE and counted by
+  // status in the metrics: a warning at once, then one a minute with how many
+  // requests failed so (src/throttled.ts), not a stack trace per request.
+  const reportUnavailable = throttled(({ error, log }: { error: FastifyError; log: FastifyBaseLogger }, occurrences: number) =>
+    log.warn({ err: error, occurrences }, 'answering 503 DATABASE_UNAVAILABLE'),
+  )
   return function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const coded = toCodedError(error, bodyLimit)
     const statusCode = coded.statusCode ?? 500
-    if (statusCode >= 500 && !UNLOGGED_CODES.has(coded.code)) {
-      request.log.error({ err: error }, 'request failed')
-    }
+    if (coded.code === 'DATABASE_UNAVAILABLE') reportUnavailable({ error, log: request.log })
+    else if (statusCode >= 500 && !UNLOGGED_CODES.has(coded.code)) request.log.error({ err: error }, 'request failed')
     if ((statusCode === 503 || statusCode === 429) && !reply.hasHeader('retry-after')) {
       reply.header('retry-after', String(statusCode === 503 ? RETRY_AFTER_SECONDS : 1))
     }

@@ -2,7 +2,7 @@
 // answers new ones 503 while closing) before the pool closes in onClose.
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
-import { exitAtStart, type DatabaseLocation } from '../db/database.ts'
+import { exitAtStart, startFailure, type DatabaseLocation } from '../db/database.ts'
 import { loadDevSecrets } from '../dev-secrets.ts'
 import { buildApp } from './app.ts'
 
@@ -42,9 +42,9 @@ export async function startApiOrExit(config: Config, database: DatabaseLocation)
   } catch (error) {
     // Only once built is an error the listen's: a plugin's EACCES is not about the port.
     const problem = app && LISTEN_PROBLEMS[(error as NodeJS.ErrnoException).code ?? '']
-    const line = problem
-      ? `cannot listen on ${config.HOST}:${config.PORT}: ${problem}`
-      : `cannot start the API: ${String((error as Error)?.message ?? error).split('\n')[0]}`
+    // Building connects to the database (the analytics cache LISTENs), which
+    // may refuse this connection although it took the schema check's.
+    const line = problem ? `cannot listen on ${config.HOST}:${config.PORT}: ${problem}` : startFailure(database, error, 'the API')
     return exitAtStart(database, line, async () => app?.close())
   }
 }

@@ -23,6 +23,43 @@ export async function exitAtStart(database: DatabaseLocation, line: string, clos
   process.exit(1)
 }
 
+// postgres.js asks for TLS after the server has answered "no" to it (libpq
+// would stop there), so a server without TLS fails the handshake: PostgreSQL
+// closes the socket, a pooler answers in plain text. Node's words for either
+// name OpenSSL internals, not the setting to change.
+const NO_TLS =
+  'the server does not accept TLS connections, but DATABASE_URL asks for them: remove sslmode from DATABASE_URL (or set sslmode=disable), or enable ssl on the server'
+
+function tlsRefused(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: string; message?: string }
+  return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /before secure TLS connection was established/.test(message ?? '')
+}
+
+/** An error's message in one line: OpenSSL's end in a newline, which would print a blank one. */
+function firstLine(error: unknown): string {
+  return String((error as Error | undefined)?.message ?? error).trim().split('\n')[0]!
+}
+
+/** The line a process stops with when its database fails it at start (see exitAtStart). */
+export function cannotUseDatabase(database: DatabaseLocation, error: unknown): string {
+  return `cannot use the database${database.embedded ? '' : ' at DATABASE_URL'}: ${tlsRefused(error) ? NO_TLS : firstLine(error)}`
+}
+
+// Socket failures and postgres.js's codes for a connection that failed or was lost.
+const CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'CONNECT_TIMEOUT', 'CONNECTION_CLOSED', 'CONNECTION_DESTROYED', 'CONNECTION_ENDED'])
+
+/**
+ * The line for a start that failed after the schema check (`what`: "the
+ * API", "the worker"): the database refusing, said as that check says it
+ * (PostgreSQL's errors, through postgres.js or pg, carry its severity), or
+ * anything else as what it is.
+ */
+export function startFailure(database: DatabaseLocation, error: unknown, what: string): string {
+  const { severity, code, syscall } = (error ?? {}) as { severity?: unknown; code?: string; syscall?: string }
+  const fromDatabase = typeof severity === 'string' || CONNECTION_CODES.has(code ?? '') || syscall === 'connect' || tlsRefused(error)
+  return fromDatabase ? cannotUseDatabase(database, error) : `cannot start ${what}: ${firstLine(error)}`
+}
+
 export async function locateDatabase(
   config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR'>,
   log: (line: string) => void = () => {},

@@ -6,7 +6,7 @@
 // one line saying what to do, instead of a stack trace from the first query,
 // a crash loop, or a 500 on every request.
 import type { Config } from '../config.ts'
-import { exitAtStart, type DatabaseLocation } from './database.ts'
+import { cannotUseDatabase, exitAtStart, type DatabaseLocation } from './database.ts'
 import { migrate, MigrationError, pendingMigrations } from './migrate.ts'
 import type { Sql } from './pool.ts'
 
@@ -26,7 +26,7 @@ export async function readySchemaOrExit(
     if (pending.length === 0) return
     problem = `the database at DATABASE_URL lacks ${pending.length} migration(s) this code needs (from sql/${pending[0]}): run npm run migrate against it first`
   } catch (error) {
-    problem = error instanceof MigrationError ? error.message : `cannot use the database${database.embedded ? '' : ' at DATABASE_URL'}: ${(error as Error).message}`
+    problem = error instanceof MigrationError ? error.message : cannotUseDatabase(database, error)
   }
   await exitAtStart(database, problem, () => sql.end({ timeout: 1 }))
 }

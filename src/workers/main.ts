@@ -5,7 +5,7 @@
 // the process waits for them before closing its connections.
 import pino from 'pino'
 import { loadConfigOrExit } from '../config.ts'
-import { locateDatabase } from '../db/database.ts'
+import { exitAtStart, locateDatabase, startFailure } from '../db/database.ts'
 import { createPool } from '../db/pool.ts'
 import { readySchemaOrExit } from '../db/ready.ts'
 import { startBoss } from '../jobs/boss.ts'
@@ -36,16 +36,22 @@ function contextFor(definition: JobDefinition, jobId: string | undefined, jobSig
   }
 }
 
-// Before anything else: writes must never find their day's partition missing.
-await runJob(partitionsJob, { trigger: 'start' }, contextFor(partitionsJob, undefined))
-
-const boss = await startBoss({
-  url: database.url,
-  definitions: jobs,
-  role: 'worker',
-  config,
-  onError: (error, occurrences) => log.warn({ err: error, occurrences }, 'job queue error'),
-})
+// The rest of the start needs the database as much as the schema check did,
+// and can be refused where that was not: pg-boss opens connections of its own
+// (a role's CONNECTION LIMIT), the partition run writes (a role that may only
+// read). Either stops the worker as the check would, in one line, exit code 1.
+async function start() {
+  // Before anything else: writes must never find their day's partition missing.
+  await runJob(partitionsJob, { trigger: 'start' }, contextFor(partitionsJob, undefined))
+  return startBoss({
+    url: database.url,
+    definitions: jobs,
+    role: 'worker',
+    config,
+    onError: (error, occurrences) => log.warn({ err: error, occurrences }, 'job queue error'),
+  })
+}
+const boss = await start().catch((error: unknown) => exitAtStart(database, startFailure(database, error, 'the worker'), () => sql.end({ timeout: 1 })))
 for (const definition of jobs) {
   await boss.work<object>(definition.name, { localConcurrency: definition.concurrency ?? 1, pollingIntervalSeconds: 2 }, async ([job]) => {
     if (!job) return {}

@@ -122,3 +122,33 @@ t.test('a database host that stops answering: 503 within 2 s, not a hang, then r
   relay.thaw()
   t.ok(await eventually(async () => (await post()).statusCode === 200, 10000, 200), 'recovers when the host answers again')
 })
+
+t.test('an unreachable database: one warning for a burst of 503s, not a stack trace per request', async (t) => {
+  const url = new URL(await testDatabase(t))
+  const relay = await tcpRelay(t, Number(url.port), url.hostname)
+  const viaRelay = new URL(url)
+  viaRelay.hostname = '127.0.0.1'
+  viaRelay.port = String(relay.port)
+  await seedOrg(testPool(t, url.toString()), 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
+  const log = captureLog()
+  const app = await buildApp({ config: { ...testConfig, LOG_LEVEL: 'info' }, databaseUrl: viaRelay.toString(), logStream: log, edge: { processMetrics: false } })
+  await app.ready()
+  t.teardown(() => app.close())
+  const token = await mintToken(TEST_SECRET, { userId: 'alice' })
+  const post = () =>
+    app.inject({ method: 'POST', url: BATCH, headers: { authorization: `Bearer ${token}` }, payload: { events: [progressEvent()] } })
+  t.equal((await post()).statusCode, 200)
+
+  await relay.cut() // connections dropped, new ones refused
+  const before = log.lines.length
+  let answered = 0
+  for (let round = 0; round < 10; round++) {
+    const answers = await Promise.all(Array.from({ length: 20 }, () => post()))
+    answered += answers.filter((res) => res.statusCode === 503 && res.json().code === 'DATABASE_UNAVAILABLE').length
+  }
+  t.equal(answered, 200, 'every request answered 503 DATABASE_UNAVAILABLE')
+  const reports = log.lines.slice(before).filter((line) => (line.level as number) >= 40)
+  t.equal(reports.filter((line) => line.level === 50).length, 0, 'no error line per request')
+  t.equal(reports.length, 1, `one warning for the burst (${reports.length})`)
+  t.match(reports[0], { level: 40, msg: 'answering 503 DATABASE_UNAVAILABLE', occurrences: 1, err: { message: String } }, 'saying why, at the first failure')
+})
