@@ -5,7 +5,7 @@ import { StreamQueue, type QueueSettings } from './queue.ts'
 import { defaultPacingOptions } from './scheduler.ts'
 import { EventStore, type NewEvent } from './store.ts'
 import { TokenSource } from './token-source.ts'
-import type { AnalyticsContext, IngestClient, IngestClientOptions, IngestStats, ProgressInput, Stream } from './types.ts'
+import type { AnalyticsContext, IngestClient, IngestClientOptions, IngestStats, ProgressInput, Properties, Stream } from './types.ts'
 
 const ROUTES: Record<Stream, string> = {
   progress: '/api/client/progress/batch',
@@ -63,10 +63,17 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     }
     return { store, queues }
   })
-  // Surfaced by track(); an unhandled rejection here would only be noise.
+  // Surfaced by every call (StorageUnavailableError); an unhandled rejection here would only be noise.
   ready.catch(() => {})
+  // After shutdown() the store is closed: every call says so alike, not with IndexedDB's own error.
+  const shutDown = () => new Error('ingest client is shut down')
+  const open = async () => {
+    const opened = await ready
+    if (closed) throw shutDown()
+    return opened
+  }
   const all = async (action: (queue: StreamQueue) => unknown) => {
-    const { queues } = await ready
+    const { queues } = await open()
     return Promise.all([action(queues.progress), action(queues.analytics)])
   }
 
@@ -97,7 +104,8 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   async function write(batch: Waiting[]): Promise<void> {
     try {
       const { store, queues } = await ready
-      const result = await store.append(batch, settings.maxStoredEvents)
+      // After pagehide (both queues are closing then) the write must not wait for a callback.
+      const result = await store.append(batch, settings.maxStoredEvents, queues.progress.closing)
       for (const stream of ['progress', 'analytics'] as const) {
         const added = batch.flatMap((event, i) => (event.stream === stream ? [{ seq: result.seqs[i]!, json: event.json, bytes: event.bytes }] : []))
         if (result.evicted[stream] > 0) queues[stream].evicted(result.evicted[stream], result.evictedUpTo[stream])
@@ -114,6 +122,9 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
 
   function dispatch(): void {
     if (waiting.length === 0) return
+    // Tracked after pagehide (the page's own handlers run after ours): the
+    // page may be gone before IndexedDB answers, so these go from memory too.
+    for (const queue of opened) queue.late(waiting.filter((event) => event.stream === queue.stream))
     const done = write(waiting)
     waiting = []
     writes.add(done)
@@ -121,7 +132,7 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   }
 
   function enqueue(stream: Stream, event: { eventId: string; [field: string]: unknown }): Promise<string> {
-    if (closed) return Promise.reject(new Error('ingest client is shut down'))
+    if (closed) return Promise.reject(shutDown())
     let json: string
     try {
       json = JSON.stringify(event)
@@ -139,7 +150,7 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   }
 
   async function stats(): Promise<IngestStats> {
-    const { store, queues } = await ready
+    const { store, queues } = await open()
     const counts = await store.counts()
     return { progress: queues.progress.stats(counts.progress), analytics: queues.analytics.stats(counts.analytics) }
   }
@@ -166,7 +177,7 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
       })
     },
 
-    track(eventName: string, properties?: Record<string, unknown>, context: AnalyticsContext = {}) {
+    track(eventName: string, properties?: Properties, context: AnalyticsContext = {}) {
       if (typeof eventName !== 'string' || !NAME.test(eventName)) {
         return Promise.reject(new TypeError('track: name must match [a-z0-9_.:-]{1,64}'))
       }
@@ -202,8 +213,9 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
       dispatch()
       await Promise.all(writes)
       try {
-        await all((queue) => queue.stop())
-        ;(await ready).store.close()
+        const { store, queues } = await ready
+        await Promise.all([queues.progress.stop(), queues.analytics.stop()])
+        store.close()
       } catch {
         // The store never opened: nothing to close.
       }

@@ -2,5 +2,5 @@
 // See docs/sdk.md.
 export { createIngestClient } from './client.ts'
 export type {
-  AnalyticsContext, IngestClient, IngestClientOptions, IngestStats, ProgressInput, QueueStats, Rejection, Stream,
+  AnalyticsContext, IngestClient, IngestClientOptions, IngestStats, ProgressInput, Properties, QueueStats, Rejection, Stream,
 } from './types.ts'

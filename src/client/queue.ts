@@ -5,7 +5,7 @@
 // - an event leaves storage only when the server accounted for it;
 // - nothing is sent before the pacing gate (Retry-After, backoff, server lag),
 //   which lives in IndexedDB so every tab and the next page load obey it.
-import { bodyBytes, encodeBody, halve, KEEPALIVE_BUDGET_BYTES, takeChunk } from './chunking.ts'
+import { bodyBytes, encodeBody, halve, KEEPALIVE_BUDGET_BYTES, takeChunk, type Sized } from './chunking.ts'
 import { withLock } from './lock.ts'
 import { classify, type RejectedEvent } from './outcome.ts'
 import {
@@ -152,8 +152,9 @@ export class StreamQueue {
   private async drain(force: boolean): Promise<void> {
     const { maxBatchEvents, maxBatchBytes, pacing: options } = this.ctx.settings
     while (!this.closed && !this.closing) {
-      const { records, pacing, counts } = await this.ctx.store.peek(this.stream, maxBatchEvents)
-      this.pacing = onClockNow(pacing, Date.now())
+      const { records, pacing: stored, counts } = await this.ctx.store.peek(this.stream, maxBatchEvents)
+      const pacing = onClockNow(stored, Date.now())
+      this.pacing = pacing
       this.pending = counts[this.stream]
       this.forgetBefore(records[0]?.seq ?? Infinity)
       this.pendingBytes = bodyBytes(records)
@@ -227,11 +228,11 @@ export class StreamQueue {
   private async post(chunk: StoredEvent[], token: string, depth: number): Promise<Reply | undefined> {
     // Checked right before fetch, in the same task, so pagehide's own send never overlaps this one.
     if (this.closing || this.closed) return undefined
-    this.inFlight = chunk.length
+    this.inFlight += chunk.length
     try {
       return await postBatch(this.ctx.url, token, encodeBody(chunk, new Date().toISOString()), bodyBytes(chunk), depth)
     } finally {
-      this.inFlight = 0
+      this.inFlight -= chunk.length
     }
   }
 
@@ -269,21 +270,39 @@ export class StreamQueue {
   beacon(): void {
     this.closing = true
     this.clearTimer()
+    if (this.inFlight === 0 && !this.otherTabHolds) this.sendOnExit([...this.local.values()])
+  }
+
+  /**
+   * Events tracked after beacon(): by the page's own pagehide or
+   * visibilitychange handler, which run after ours. No request holds them,
+   * here or in another tab, and they may never reach IndexedDB, so they go
+   * now too, beside whatever is in flight. They are being stored as well, so
+   * a lost send goes on the next load if that write made it.
+   */
+  late(events: readonly Sized[]): void {
+    if (this.closing) this.sendOnExit(events)
+  }
+
+  /** One keepalive request within what is left of the budget; settled normally if the page lives on. */
+  private sendOnExit(events: readonly (Sized & { seq?: number })[]): void {
     const token = this.ctx.tokens.current
-    if (this.closed || this.inFlight > 0 || this.otherTabHolds || token === undefined || Date.now() < gateOf(this.pacing)) return
+    if (this.closed || token === undefined || Date.now() < gateOf(this.pacing)) return
     const budget = Math.min(this.ctx.settings.maxBatchBytes, KEEPALIVE_BUDGET_BYTES - keepaliveInFlight())
-    const chunk = takeChunk([...this.local.values()], this.ctx.settings.maxBatchEvents, budget)
+    const chunk = takeChunk(events, this.ctx.settings.maxBatchEvents, budget)
     const bytes = bodyBytes(chunk)
     if (chunk.length === 0 || bytes > budget) return
-    this.inFlight = chunk.length
+    this.inFlight += chunk.length
     const sent = postBatch(this.ctx.url, token, encodeBody(chunk, new Date().toISOString()), bytes, this.pending)
       .then(async (reply) => {
         // Still alive (back from the bfcache, or the tab is slow to close): settle normally.
+        // Late events have no seq yet: they stay stored and go again, as duplicates.
         const verdict = classify(reply.status, reply.body, chunk.length)
-        if (verdict.action === 'ack') await this.settle(chunk.map((record) => record.seq), { kind: 'answered', latencyMs: reply.latencyMs, lagMs: parseLag(reply.lag) })
+        const seqs = chunk.flatMap((event) => event.seq ?? [])
+        if (verdict.action === 'ack') await this.settle(seqs, { kind: 'answered', latencyMs: reply.latencyMs, lagMs: parseLag(reply.lag) })
       })
       .catch(() => {})
-      .finally(() => (this.inFlight = 0))
+      .finally(() => (this.inFlight -= chunk.length))
     this.tail = Promise.all([this.tail, sent])
   }
 

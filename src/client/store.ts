@@ -47,6 +47,37 @@ const completion = (tx: IDBTransaction): Promise<void> =>
     tx.onerror = tx.onabort = () => reject(tx.error ?? new Error('IndexedDB transaction aborted'))
   })
 
+/** Within tx: evicts what the drop policy says once both queues are counted, noting it in result. */
+function evictPastCap(tx: IDBTransaction, cap: number, result: Appended): void {
+  const progress = tx.objectStore('progress').count()
+  const analytics = tx.objectStore('analytics').count()
+  // Requests complete in order, so both counts are known here.
+  analytics.onsuccess = () => {
+    const plan = evictionPlan({ progress: progress.result, analytics: analytics.result }, cap)
+    for (const stream of STREAMS) {
+      if (plan[stream] === 0) continue
+      const store = tx.objectStore(stream)
+      const keys = store.getAllKeys(null, plan[stream])
+      keys.onsuccess = () => {
+        const last = keys.result[keys.result.length - 1] as number
+        result.evicted[stream] = keys.result.length
+        result.evictedUpTo[stream] = last
+        store.delete(IDBKeyRange.upperBound(last))
+      }
+    }
+  }
+}
+
+/**
+ * IndexedDB is missing or refuses to open (some private modes, storage
+ * blocked by the user or for a third-party frame). Every call that needs the
+ * store rejects with it: the SDK keeps no events in memory instead, since a
+ * reload would lose them without a word.
+ */
+export class StorageUnavailableError extends Error {
+  override name = 'StorageUnavailableError'
+}
+
 export class EventStore {
   readonly db: IDBDatabase
   readonly durability: IDBTransactionDurability
@@ -57,19 +88,31 @@ export class EventStore {
   }
 
   static async open(name: string, durability: IDBTransactionDurability): Promise<EventStore> {
-    const opening = indexedDB.open(name, 1)
-    opening.onupgradeneeded = () => {
-      for (const stream of STREAMS) opening.result.createObjectStore(stream, { keyPath: 'seq', autoIncrement: true })
-      opening.result.createObjectStore(PACING)
+    let db: IDBDatabase
+    // Missing (a reference or type error), throwing on access, or failing to open: all one case for the caller.
+    try {
+      const opening = indexedDB.open(name, 1)
+      opening.onupgradeneeded = () => {
+        for (const stream of STREAMS) opening.result.createObjectStore(stream, { keyPath: 'seq', autoIncrement: true })
+        opening.result.createObjectStore(PACING)
+      }
+      db = await request(opening)
+    } catch (cause) {
+      throw new StorageUnavailableError('IndexedDB is unavailable, so events cannot be stored', { cause })
     }
-    const db = await request(opening)
     // A newer SDK version in another tab must be able to upgrade.
     db.onversionchange = () => db.close()
     return new EventStore(db, durability)
   }
 
-  /** Writes events (one transaction, committed before it resolves) and applies the cap. */
-  async append(events: readonly NewEvent[], cap: number): Promise<Appended> {
+  /**
+   * Writes events (one transaction, committed before it resolves) and applies
+   * the cap. hurry: the page is going away and will likely not live to run a
+   * request's callback, which deciding on evictions needs, so the transaction
+   * commits at once and the next append applies the cap (it evicts whatever
+   * exceeds it). Without it a write made on pagehide almost never commits.
+   */
+  async append(events: readonly NewEvent[], cap: number, hurry = false): Promise<Appended> {
     const tx = this.db.transaction(STREAMS, 'readwrite', { durability: this.durability })
     const done = completion(tx)
     const result: Appended = { seqs: [], evicted: { progress: 0, analytics: 0 }, evictedUpTo: { progress: 0, analytics: 0 } }
@@ -77,23 +120,8 @@ export class EventStore {
       const added = tx.objectStore(event.stream).add({ json: event.json, bytes: event.bytes })
       added.onsuccess = () => (result.seqs[i] = added.result as number)
     })
-    const progress = tx.objectStore('progress').count()
-    const analytics = tx.objectStore('analytics').count()
-    // Requests complete in order, so both counts are known here.
-    analytics.onsuccess = () => {
-      const plan = evictionPlan({ progress: progress.result, analytics: analytics.result }, cap)
-      for (const stream of STREAMS) {
-        if (plan[stream] === 0) continue
-        const store = tx.objectStore(stream)
-        const keys = store.getAllKeys(null, plan[stream])
-        keys.onsuccess = () => {
-          const last = keys.result[keys.result.length - 1] as number
-          result.evicted[stream] = keys.result.length
-          result.evictedUpTo[stream] = last
-          store.delete(IDBKeyRange.upperBound(last))
-        }
-      }
-    }
+    if (hurry) tx.commit?.() // older browsers commit on their own, a little later
+    else evictPastCap(tx, cap, result)
     await done
     return result
   }

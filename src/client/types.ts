@@ -3,17 +3,28 @@
 
 export type Stream = 'progress' | 'analytics'
 
-export interface ProgressInput {
+interface ProgressFields {
   courseId: string
   lessonId: string
-  type: 'lesson_started' | 'lesson_progress' | 'lesson_completed'
-  /** 0-100; required for lesson_progress. */
-  progress?: number
   timeSpentMs?: number
   score?: number
   /** Only for service tokens; learners' events belong to the token's user. */
   userId?: string
 }
+
+/**
+ * progress is 0-100, required for lesson_progress: a union on type, so that
+ * leaving it out there does not compile (the SDK would reject the event).
+ */
+export type ProgressInput =
+  | (ProgressFields & { type: 'lesson_started' | 'lesson_completed'; progress?: number })
+  | (ProgressFields & { type: 'lesson_progress'; progress: number })
+
+/**
+ * An analytics event's properties: any plain object, interfaces included
+ * (Record<string, unknown> refuses an interface, which has no index signature).
+ */
+export type Properties = object
 
 export interface AnalyticsContext {
   courseId?: string
@@ -33,7 +44,11 @@ export interface Rejection {
 export interface IngestClientOptions {
   /** Base URL of the ingestion API, e.g. "https://ingest.example.com" (no trailing path needed). */
   endpoint: string
-  /** Returns a bearer token. Cached; asked again once after a 401. */
+  /**
+   * Returns a bearer token. Cached; asked again once after a 401. No token
+   * (null, undefined, "") fails each send attempt, counted in retries, and is
+   * asked for again at the next: the events stay stored until it gives one.
+   */
   getToken: () => string | Promise<string>
   /** Events per request; keep within the server's MAX_BATCH_EVENTS. Default 100. */
   maxBatchEvents?: number
@@ -60,7 +75,7 @@ export interface IngestClientOptions {
 export interface QueueStats {
   /** Events stored for this queue (by every tab of the origin). */
   pending: number
-  /** Events in the request this tab has in flight. */
+  /** Events in the request this tab has in flight (in the requests, while the page closes). */
   inFlight: number
   lastLatencyMs: number | null
   /** The server's latest X-Client-Queue-Lag. */
@@ -77,12 +92,21 @@ export interface QueueStats {
 
 export type IngestStats = Record<Stream, QueueStats>
 
+/**
+ * Every method but shutdown rejects with an error named StorageUnavailableError
+ * when IndexedDB is missing or refuses to open, and with "ingest client is shut
+ * down" after shutdown().
+ */
 export interface IngestClient {
   /** Resolves with the eventId once the event is durable in IndexedDB. */
   trackProgress(event: ProgressInput): Promise<string>
   /** Resolves with the eventId once the event is durable in IndexedDB. */
-  track(name: string, properties?: Record<string, unknown>, context?: AnalyticsContext): Promise<string>
-  /** Sends everything now (still honouring Retry-After, backoff and server lag). */
+  track(name: string, properties?: Properties, context?: AnalyticsContext): Promise<string>
+  /**
+   * Sends what is due now, without waiting for the flush interval; never before
+   * Retry-After, backoff or server lag. Resolves with the stats once done: their
+   * pending is what is still stored.
+   */
   flush(): Promise<IngestStats>
   getQueueStats(): Promise<IngestStats>
   /** Stops timers and listeners and waits for the request in flight; stored events stay for the next load. */

@@ -153,6 +153,28 @@ t.test('a token that stays invalid: events stay stored and are retried with back
   t.ok(site.recorder.requests.every((request) => request.status === 401))
 })
 
+t.test('getToken returning no token: the events stay stored, counted as retries, and go once it returns one', async (t) => {
+  const site = await startSite(t)
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const page = await openPage(context, site)
+  await page.evaluate(async () => {
+    const w = window as unknown as PageWindow & { token: string | null }
+    w.token = null // signed out, say
+    w.client = w.sdk.createIngestClient({ endpoint: location.origin, getToken: () => w.token!, baseBackoffMs: 200, maxBackoffMs: 400 })
+    await Promise.all(Array.from({ length: 5 }, (_, i) => w.client.track('page.view', { i })))
+  })
+  await waitFor(async () => (await stats(page)).analytics.retries >= 2, 15000, 'two failed attempts')
+  const now = await stats(page)
+  t.equal(now.analytics.pending, 5, 'every event kept')
+  t.equal(now.analytics.rejected + now.analytics.dropped, 0)
+  t.equal(site.recorder.requests.length, 0, 'nothing sent without a token')
+  const token = await site.token('alice')
+  await page.evaluate((token) => ((window as unknown as { token: string }).token = token), token)
+  await waitFor(async () => (await total(site)) >= 5, 10000, 'the 5 events once getToken returns a token')
+  t.same(await storedCounts(site.sql), { progress: 0, analytics: 5, distinct: 5 })
+})
+
 t.test('storage cap: analytics are dropped before progress, and counted', async (t) => {
   const site = await startSite(t)
   site.recorder.refuse = () => ({ status: 503, retryAfter: '1' })

@@ -147,3 +147,56 @@ t.test('the page becoming hidden flushes at once, not at the next interval', asy
   t.ok(Date.now() - hiddenAt < 6000, `sent ${Date.now() - hiddenAt} ms after the page was hidden`)
   t.same(resent(site.recorder), [])
 })
+
+/** Makes the page track in its own pagehide and visibilitychange handlers, which run after the SDK's. */
+const trackOnTheWayOut = (page: Page) =>
+  page.evaluate(() => {
+    const { client } = window as unknown as PageWindow
+    addEventListener('pagehide', () => {
+      void client.trackProgress({ courseId: 'course-1', lessonId: 'lesson-2', type: 'lesson_completed' })
+      void client.track('page.leave', { reason: 'pagehide' })
+    })
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'hidden') void client.track('page.hidden')
+    })
+  })
+const namesStored = async (site: Site) =>
+  (await site.sql<{ name: string }[]>`select name from analytics_events order by name`).map((row) => row.name)
+
+t.test("events tracked in the page's own pagehide and visibilitychange handlers go out on close", async (t) => {
+  const site = await startSite(t)
+  const page = await openPage(await newContext(t), site, await site.token('alice'))
+  await trackMany(page, { progress: 1 })
+  await waitFor(async () => (await total(site)) === 1, 10000, 'the first event')
+  await trackOnTheWayOut(page)
+  await page.close()
+  // No page is opened again: only a send made while the page closed can bring them.
+  await waitFor(async () => (await total(site)) >= 4, 5000, 'the 3 events tracked while the page closed')
+  t.same(await storedCounts(site.sql), { progress: 2, analytics: 2, distinct: 4 })
+  t.same(await namesStored(site), ['page.hidden', 'page.leave'])
+})
+
+t.test('events tracked on the way out are stored too: back from the bfcache, they go again and are stored once', async (t) => {
+  const site = await startSite(t)
+  const page = await openPage(await newContext(t), site, await site.token('alice'))
+  await trackMany(page, { progress: 1 })
+  await waitFor(async () => (await total(site)) === 1, 10000, 'the first event')
+  await trackOnTheWayOut(page)
+  // The page leaves for the bfcache instead of closing, so it lives on to show what it kept.
+  await page.evaluate(() => {
+    dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }))
+    Object.defineProperty(document, 'visibilityState', { value: 'hidden', configurable: true })
+    document.dispatchEvent(new Event('visibilitychange'))
+  })
+  await waitFor(async () => (await total(site)) >= 4, 5000, 'the 3 events tracked on the way out')
+  const away = await stats(page)
+  t.same([away.progress.pending, away.analytics.pending], [1, 2], 'still stored, for a send that might have been lost')
+
+  await page.evaluate(() => dispatchEvent(new PageTransitionEvent('pageshow', { persisted: true })))
+  await waitFor(async () => {
+    const now = await stats(page)
+    return now.progress.pending + now.analytics.pending === 0
+  }, 10000, 'the page back from the bfcache to send them again')
+  t.equal(resent(site.recorder).length, 3, 'sent twice')
+  t.same(await storedCounts(site.sql), { progress: 2, analytics: 2, distinct: 4 }, 'stored once')
+})

@@ -2,7 +2,8 @@
 // X-Client-Queue-Lag and the observed latency.
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { launchBrowser, openPage, startSite, type PageWindow, type Recorder } from './browser.ts'
+import type { IngestStats } from '../../src/client/types.ts'
+import { launchBrowser, openPage, startSite, storedCounts, waitFor, type PageWindow, type Recorder } from './browser.ts'
 
 const browser = await launchBrowser(t)
 
@@ -22,6 +23,7 @@ function gaps(recorder: Recorder, from: number): number[] {
   const arrivals = recorder.requests.slice(from).map((request) => request.arrivedAt)
   return arrivals.slice(1).map((at, i) => at - arrivals[i]!)
 }
+const stats = (page: Page): Promise<IngestStats> => page.evaluate(() => (window as unknown as PageWindow).client.getQueueStats())
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 t.test('the server raises X-Client-Queue-Lag: the flush interval grows, and shrinks back when it clears', async (t) => {
@@ -72,4 +74,65 @@ t.test('a slow server (400 ms per batch) gets fewer, fuller batches', async (t) 
   t.ok(slow.every((gap) => gap >= 1000 + 4 * 0.3 * 400 + 400), `every gap beyond 1 s + the first sample's share + the request: ${slow}`)
   t.ok(slow.at(-1)! >= 2500 && slow.at(-1)! > slow[0]!, `gaps grew past 2.5 s as the average converged: ${slow}`)
   t.ok(slow.every((gap) => gap <= 8000 + 1000), 'never past the 8 s cap (plus the request)')
+})
+
+t.test('flush() under server lag sends nothing and resolves at once; pending shows what is left', async (t) => {
+  const site = await startSite(t)
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const page = await openPage(context, site, await site.token('alice'))
+  site.recorder.lagMs = 20000
+  await page.evaluate(() => (window as unknown as PageWindow).client.trackProgress({ courseId: 'course-1', lessonId: 'lesson-1', type: 'lesson_started' }))
+  await waitFor(async () => (await stats(page)).progress.lagMs === 20000, 10000, 'the answer carrying the lag')
+  const requests = site.recorder.requests.length
+  const { ms, flushed } = await page.evaluate(async () => {
+    const { client } = window as unknown as PageWindow
+    await Promise.all(Array.from({ length: 5 }, (_, i) => client.trackProgress({ courseId: 'course-1', lessonId: `lesson-${i + 1}`, type: 'lesson_started' })))
+    const started = performance.now()
+    const flushed = await client.flush()
+    return { ms: performance.now() - started, flushed }
+  })
+  t.comment(`flush() resolved after ${Math.round(ms)} ms`)
+  t.ok(ms < 1000, 'at once, not after the 20 s lag')
+  t.equal(site.recorder.requests.length, requests, 'nothing sent')
+  t.equal(flushed.progress.pending, 5, 'pending: what is still stored')
+})
+
+t.test('a clock set back an hour after answers were stored does not hold the queue for the hour', async (t) => {
+  const site = await startSite(t)
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  // Every page of the context reads its clock offset from localStorage (one origin, one IndexedDB).
+  await context.addInitScript(() => {
+    const skew = Number(localStorage.getItem('test-clock-skew') ?? 0)
+    if (!skew) return
+    const RealDate = Date
+    globalThis.Date = class extends RealDate {
+      constructor(...args: unknown[]) {
+        super(...((args.length ? args : [RealDate.now() + skew]) as [number]))
+      }
+      static override now = () => RealDate.now() + skew
+    } as DateConstructor
+  })
+  const token = await site.token('alice')
+  const track = (page: Page) =>
+    page.evaluate(async () => {
+      const { client } = window as unknown as PageWindow
+      await Promise.all(Array.from({ length: 5 }, (_, i) => client.trackProgress({ courseId: 'course-1', lessonId: `lesson-${i + 1}`, type: 'lesson_started' })))
+      await client.flush()
+    })
+  const setSkew = async (page: Page, ms: number) => {
+    await page.evaluate((ms) => localStorage.setItem('test-clock-skew', String(ms)), ms)
+    await page.close()
+  }
+  await setSkew(await openPage(context, site, token), 3600000)
+  const fast = await openPage(context, site, token)
+  await track(fast)
+  await waitFor(async () => (await storedCounts(site.sql)).progress === 5, 10000, 'the events sent an hour fast')
+  await setSkew(fast, 0)
+
+  const corrected = await openPage(context, site, token)
+  await track(corrected)
+  await waitFor(async () => (await storedCounts(site.sql)).progress === 10, 15000, 'the events after the clock was set back')
+  t.equal((await stats(corrected)).progress.pending, 0)
 })

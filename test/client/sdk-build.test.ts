@@ -40,13 +40,20 @@ import { createIngestClient, type IngestStats, type QueueStats } from './ingest-
 const client = createIngestClient({ endpoint: 'https://ingest.example.com', getToken: async () => 'token', maxStoredEvents: 5000 })
 const id: Promise<string> = client.trackProgress({ courseId: 'c', lessonId: 'l', type: 'lesson_progress', progress: 40 })
 const other: Promise<string> = client.track('quiz.answered', { correct: true }, { courseId: 'c' })
+const started: Promise<string> = client.trackProgress({ courseId: 'c', lessonId: 'l', type: 'lesson_started' })
+// Properties typed by an interface, which has no index signature.
+interface Answer { question: number; correct: boolean }
+const answer: Answer = { question: 4, correct: true }
+const answered: Promise<string> = client.track('quiz.answered', answer)
 const stats: Promise<IngestStats> = client.flush()
 const queue = (s: IngestStats): QueueStats => s.progress
 // @ts-expect-error not an event type
 void client.trackProgress({ courseId: 'c', lessonId: 'l', type: 'lesson_done' })
+// @ts-expect-error progress is required for lesson_progress
+void client.trackProgress({ courseId: 'c', lessonId: 'l', type: 'lesson_progress' })
 // @ts-expect-error getToken is required
 createIngestClient({ endpoint: 'x' })
-export { id, other, stats, queue }
+export { id, other, started, answered, stats, queue }
 `)
   fs.writeFileSync(path.join(outDir, 'tsconfig.json'), JSON.stringify({
     compilerOptions: { strict: true, noEmit: true, target: 'es2022', module: 'esnext', moduleResolution: 'bundler', lib: ['es2022', 'dom'], types: [] },
