@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { buildApp } from '../../src/api/app.ts'
 import { mintToken } from '../../src/auth/tokens.ts'
 import { openEmbedded } from '../../src/db/embedded.ts'
@@ -84,13 +84,19 @@ t.test('database stopped: 503 DATABASE_UNAVAILABLE fast, health 503; restarted: 
   t.ok(row!.count >= 2, `the events sent while up were stored (${row!.count})`)
 })
 
-t.test('a database host that stops answering: 503 within 2 s, not a hang, then recovery', async (t) => {
+/** A test database, and its URL through a relay that can freeze or cut the connections like a failing host. */
+async function relayedDatabase(t: Test) {
   const url = new URL(await testDatabase(t))
-  // The app reaches the test database through a relay that can freeze like a hung host.
   const relay = await tcpRelay(t, Number(url.port), url.hostname)
   const viaRelay = new URL(url)
   viaRelay.hostname = '127.0.0.1'
   viaRelay.port = String(relay.port)
+  return { url, relay, viaRelay }
+}
+
+t.test('a database host that stops answering: 503 within 2 s, not a hang, then recovery', async (t) => {
+  // The app reaches the test database through a relay that can freeze like a hung host.
+  const { url, relay, viaRelay } = await relayedDatabase(t)
   const sql = testPool(t, url.toString())
   await seedOrg(sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
   const app = await buildApp({ config: testConfig, databaseUrl: viaRelay.toString(), edge: { processMetrics: false } })
@@ -124,11 +130,7 @@ t.test('a database host that stops answering: 503 within 2 s, not a hang, then r
 })
 
 t.test('an unreachable database: one warning for a burst of 503s, not a stack trace per request', async (t) => {
-  const url = new URL(await testDatabase(t))
-  const relay = await tcpRelay(t, Number(url.port), url.hostname)
-  const viaRelay = new URL(url)
-  viaRelay.hostname = '127.0.0.1'
-  viaRelay.port = String(relay.port)
+  const { url, relay, viaRelay } = await relayedDatabase(t)
   await seedOrg(testPool(t, url.toString()), 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
   const log = captureLog()
   const app = await buildApp({ config: { ...testConfig, LOG_LEVEL: 'info' }, databaseUrl: viaRelay.toString(), logStream: log, edge: { processMetrics: false } })

@@ -163,12 +163,18 @@ const trackOnTheWayOut = (page: Page) =>
 const namesStored = async (site: Site) =>
   (await site.sql<{ name: string }[]>`select name from analytics_events order by name`).map((row) => row.name)
 
-t.test("events tracked in the page's own pagehide and visibilitychange handlers go out on close", async (t) => {
+/** A page that sent one event (so it holds a token) and whose own handlers will track 3 more as it leaves. */
+async function pageOnItsWayOut(t: Test) {
   const site = await startSite(t)
   const page = await openPage(await newContext(t), site, await site.token('alice'))
   await trackMany(page, { progress: 1 })
   await waitFor(async () => (await total(site)) === 1, 10000, 'the first event')
   await trackOnTheWayOut(page)
+  return { site, page }
+}
+
+t.test("events tracked in the page's own pagehide and visibilitychange handlers go out on close", async (t) => {
+  const { site, page } = await pageOnItsWayOut(t)
   await page.close()
   // No page is opened again: only a send made while the page closed can bring them.
   await waitFor(async () => (await total(site)) >= 4, 5000, 'the 3 events tracked while the page closed')
@@ -177,11 +183,7 @@ t.test("events tracked in the page's own pagehide and visibilitychange handlers 
 })
 
 t.test('events tracked on the way out are stored too: back from the bfcache, they go again and are stored once', async (t) => {
-  const site = await startSite(t)
-  const page = await openPage(await newContext(t), site, await site.token('alice'))
-  await trackMany(page, { progress: 1 })
-  await waitFor(async () => (await total(site)) === 1, 10000, 'the first event')
-  await trackOnTheWayOut(page)
+  const { site, page } = await pageOnItsWayOut(t)
   // The page leaves for the bfcache instead of closing, so it lives on to show what it kept.
   await page.evaluate(() => {
     dispatchEvent(new PageTransitionEvent('pagehide', { persisted: true }))
