@@ -68,9 +68,9 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   // After shutdown() the store is closed: every call says so alike, not with IndexedDB's own error.
   const shutDown = () => new Error('ingest client is shut down')
   const open = async () => {
-    const opened = await ready
+    const handles = await ready
     if (closed) throw shutDown()
-    return opened
+    return handles
   }
   const all = async (action: (queue: StreamQueue) => unknown) => {
     const { queues } = await open()
@@ -124,7 +124,7 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     if (waiting.length === 0) return
     // Tracked after pagehide (the page's own handlers run after ours): the
     // page may be gone before IndexedDB answers, so these go from memory too.
-    for (const queue of opened) queue.late(waiting.filter((event) => event.stream === queue.stream))
+    for (const queue of opened) queue.late(waiting)
     const done = write(waiting)
     waiting = []
     writes.add(done)

@@ -274,14 +274,15 @@ export class StreamQueue {
   }
 
   /**
-   * Events tracked after beacon(): by the page's own pagehide or
-   * visibilitychange handler, which run after ours. No request holds them,
-   * here or in another tab, and they may never reach IndexedDB, so they go
-   * now too, beside whatever is in flight. They are being stored as well, so
-   * a lost send goes on the next load if that write made it.
+   * Called with every batch tracked (both queues'); sends this queue's once
+   * beacon() has run, when the page's own pagehide or visibilitychange
+   * handlers (which run after ours) track them. No request holds them, here
+   * or in another tab, and they may never reach IndexedDB, so they go now
+   * too, beside whatever is in flight. They are being stored as well, so a
+   * lost send goes on the next load if that write made it.
    */
-  late(events: readonly Sized[]): void {
-    if (this.closing) this.sendOnExit(events)
+  late(events: readonly (Sized & { stream: Stream })[]): void {
+    if (this.closing) this.sendOnExit(events.filter((event) => event.stream === this.stream))
   }
 
   /** One keepalive request within what is left of the budget; settled normally if the page lives on. */

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { buildApp } from '../../src/api/app.ts'
+import { buildApp, type AppOptions } from '../../src/api/app.ts'
 import { mintToken } from '../../src/auth/tokens.ts'
 import { openEmbedded } from '../../src/db/embedded.ts'
 import { migrate } from '../../src/db/migrate.ts'
@@ -84,27 +84,29 @@ t.test('database stopped: 503 DATABASE_UNAVAILABLE fast, health 503; restarted: 
   t.ok(row!.count >= 2, `the events sent while up were stored (${row!.count})`)
 })
 
-/** A test database, and its URL through a relay that can freeze or cut the connections like a failing host. */
-async function relayedDatabase(t: Test) {
+/**
+ * The app on a test database that it reaches through a relay, which can
+ * freeze or cut the connections like a failing host; post() sends a batch as
+ * alice, a learner of org-a.
+ */
+async function appBehindRelay(t: Test, options: Pick<AppOptions, 'config' | 'logStream'> = { config: testConfig }) {
   const url = new URL(await testDatabase(t))
   const relay = await tcpRelay(t, Number(url.port), url.hostname)
   const viaRelay = new URL(url)
   viaRelay.hostname = '127.0.0.1'
   viaRelay.port = String(relay.port)
-  return { url, relay, viaRelay }
-}
-
-t.test('a database host that stops answering: 503 within 2 s, not a hang, then recovery', async (t) => {
-  // The app reaches the test database through a relay that can freeze like a hung host.
-  const { url, relay, viaRelay } = await relayedDatabase(t)
-  const sql = testPool(t, url.toString())
-  await seedOrg(sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
-  const app = await buildApp({ config: testConfig, databaseUrl: viaRelay.toString(), edge: { processMetrics: false } })
+  await seedOrg(testPool(t, url.toString()), 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
+  const app = await buildApp({ ...options, databaseUrl: viaRelay.toString(), edge: { processMetrics: false } })
   await app.ready()
   t.teardown(() => app.close())
   const token = await mintToken(TEST_SECRET, { userId: 'alice' })
   const post = () =>
     app.inject({ method: 'POST', url: BATCH, headers: { authorization: `Bearer ${token}` }, payload: { events: [progressEvent()] } })
+  return { app, relay, post }
+}
+
+t.test('a database host that stops answering: 503 within 2 s, not a hang, then recovery', async (t) => {
+  const { app, relay, post } = await appBehindRelay(t)
   t.equal((await post()).statusCode, 200)
 
   relay.freeze()
@@ -130,15 +132,8 @@ t.test('a database host that stops answering: 503 within 2 s, not a hang, then r
 })
 
 t.test('an unreachable database: one warning for a burst of 503s, not a stack trace per request', async (t) => {
-  const { url, relay, viaRelay } = await relayedDatabase(t)
-  await seedOrg(testPool(t, url.toString()), 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
   const log = captureLog()
-  const app = await buildApp({ config: { ...testConfig, LOG_LEVEL: 'info' }, databaseUrl: viaRelay.toString(), logStream: log, edge: { processMetrics: false } })
-  await app.ready()
-  t.teardown(() => app.close())
-  const token = await mintToken(TEST_SECRET, { userId: 'alice' })
-  const post = () =>
-    app.inject({ method: 'POST', url: BATCH, headers: { authorization: `Bearer ${token}` }, payload: { events: [progressEvent()] } })
+  const { relay, post } = await appBehindRelay(t, { config: { ...testConfig, LOG_LEVEL: 'info' }, logStream: log })
   t.equal((await post()).statusCode, 200)
 
   await relay.cut() // connections dropped, new ones refused
