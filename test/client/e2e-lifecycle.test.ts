@@ -168,7 +168,8 @@ async function pageOnItsWayOut(t: Test) {
   const site = await startSite(t)
   const page = await openPage(await newContext(t), site, await site.token('alice'))
   await trackMany(page, { progress: 1 })
-  await waitFor(async () => (await total(site)) === 1, 10000, 'the first event')
+  // Acknowledged in the page, not only stored: else pagehide may send it again (a fourth resend).
+  await waitFor(async () => (await total(site)) === 1 && (await stats(page)).progress.pending === 0, 10000, 'the first event')
   await trackOnTheWayOut(page)
   return { site, page }
 }
