@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { openEmbedded } from '../src/db/embedded.ts'
@@ -51,6 +52,18 @@ if (!adminUrl) {
   adminUrl = server.url
   stopEmbedded = server.stop
 }
+// The Redis rate-limit tests get a Redis of their own when redis-server is
+// installed and TEST_REDIS_URL is not set: the machine's shared one may be
+// stopped, or refuse writes (MISCONF) after a restart with snapshots it cannot
+// save, and neither is what those tests are about.
+let testRedisUrl = process.env.TEST_REDIS_URL
+let stopRedis = () => {}
+if (!testRedisUrl) {
+  const redis = await openPrivateRedis(scratch)
+  if (redis) ({ url: testRedisUrl, stop: stopRedis } = redis)
+  else console.error('redis-server is not installed: the Redis rate-limit tests use redis://127.0.0.1:6379')
+}
+
 const template = `template_${randomBytes(5).toString('hex')}`
 const admin = createPool(adminUrl, { max: 1 })
 await admin.unsafe(`create database "${template}"`)
@@ -66,7 +79,7 @@ let skipped = 0
 const exitCode = await new Promise<number>((resolve) => {
   const tap = spawn(bin('tap'), ['--reporter=tap', ...args], {
     cwd: root,
-    env: { ...process.env, TEST_ADMIN_URL: adminUrl, TEST_TEMPLATE_DB: template, SCRATCH_DIR: scratch },
+    env: { ...process.env, TEST_ADMIN_URL: adminUrl, TEST_TEMPLATE_DB: template, SCRATCH_DIR: scratch, ...(testRedisUrl && { TEST_REDIS_URL: testRedisUrl }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let buffer = ''
@@ -93,7 +106,42 @@ const exitCode = await new Promise<number>((resolve) => {
 await admin.unsafe(`drop database if exists "${template}" with (force)`).catch(() => {})
 await admin.end()
 await stopEmbedded()
+stopRedis()
 fs.rmSync(scratch, { recursive: true, force: true })
 if (skipped > 0) console.log(`${skipped} skipped (their reasons are above)`)
 console.log(`${passed} passed, ${failed} failed`)
 process.exit(exitCode === 0 && failed === 0 ? 0 : 1)
+
+async function openPrivateRedis(dir: string): Promise<{ url: string; stop(): void } | undefined> {
+  if (spawnSync('redis-server', ['--version']).error) return undefined
+  const port = await freePort()
+  const server = spawn('redis-server', ['--bind', '127.0.0.1', '--port', String(port), '--save', '', '--appendonly', 'no', '--dir', dir], {
+    stdio: 'ignore',
+  })
+  const stop = () => void server.kill()
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (await answersPing(port)) return { url: `redis://127.0.0.1:${port}`, stop }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  stop()
+  throw new Error(`redis-server on port ${port} did not answer PING within 5 s`)
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo
+      probe.close(() => resolve(port))
+    })
+    probe.on('error', reject)
+  })
+}
+
+function answersPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write('PING\r\n'))
+    socket.setTimeout(500, () => (socket.destroy(), resolve(false)))
+    socket.on('data', (data) => (socket.destroy(), resolve(data.toString().startsWith('+PONG'))))
+    socket.on('error', () => resolve(false))
+  })
+}

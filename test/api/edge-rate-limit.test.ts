@@ -161,7 +161,7 @@ t.test('Redis that stops answering on a live connection: local limit, then back 
 })
 
 t.test('Redis down from the start: the API starts and limits locally', async (t) => {
-  const relay = await tcpRelay(t, 6379)
+  const relay = await tcpRelay(t, Number(new URL(REDIS_URL).port || 6379), new URL(REDIS_URL).hostname)
   await relay.cut()
   const h = await buildEdge(t, { config: { ...LIMIT, REDIS_URL: `redis://127.0.0.1:${relay.port}` }, edge: { redisKeyPrefix: redisPrefix() } })
   await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
