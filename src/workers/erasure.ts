@@ -1,6 +1,6 @@
 // Learner erasure (contract section 5), enqueued by
 // DELETE /api/v1/orgs/:orgId/users/:userId. One transaction (erase_learner in
-// sql/000011_erasure.sql): a retry after a failure starts from scratch, and a
+// sql/000011_erasure.sql, extended by 000038 and 000041): a retry after a failure starts from scratch, and a
 // repeated request finds nothing left and leaves a receipt saying so.
 import { job } from '../jobs/definition.ts'
 import type { JobRequester } from '../jobs/requester.ts'
@@ -22,6 +22,7 @@ export const erasureJob = job<ErasureRequest>({
     const [row] = await sql<{ removed: Record<string, number> }[]>`
       select erase_learner(${data.orgId}, ${data.userId}, ${data.requestedBy.userId}, ${jobId ?? null},
                            ${data.requestedAt}::timestamptz) as removed`
-    return { orgId: data.orgId, userId: data.userId, rowsRemoved: row!.removed }
+    // The run's summary names no user (worker_runs is kept); the receipt does.
+    return { orgId: data.orgId, rowsRemoved: row!.removed }
   },
 })

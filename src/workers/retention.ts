@@ -1,6 +1,7 @@
 // Retention: every event partition older than RETENTION_DAYS is snapshotted to
 // SNAPSHOT_DIR, verified, and only then dropped; dead letters of those days
-// likewise (they could never be replayed: their partitions are gone).
+// likewise (they could never be replayed: their partitions are gone), and the
+// job runs recorded before those days.
 //
 // Per partition, each step a state the next run resumes from:
 //   1. rollups must already hold its rows (else run a rollup first, or wait);
@@ -41,6 +42,8 @@ export interface RetentionSummary {
   /** Partitions left for a later run, and why. */
   deferred: { partition: string; reason: string }[]
   complete: boolean
+  /** Job runs recorded before the retention window, deleted (worker_runs grows by every run). */
+  workerRunsPruned?: number
   skipped?: string
 }
 
@@ -108,7 +111,13 @@ async function retentionPass(context: RunContext): Promise<RetentionSummary> {
     else summary.dropped.push(outcome)
     progress?.(++done, steps)
   }
-  return summary
+  // Every job run is recorded (an analytics recompute per on-demand read), and
+  // only the latest finish is read (GET /api/health): runs older than the raw
+  // events they were about go too.
+  const [pruned] = await sql<{ n: number }[]>`
+    with gone as (delete from worker_runs where finished_at < (${plan.before}::date)::timestamp at time zone 'UTC' returning 1)
+    select count(*)::int as n from gone`
+  return { ...summary, workerRunsPruned: pruned!.n }
 }
 
 async function rolledUpAlready(sql: Sql, partition: string): Promise<boolean> {

@@ -70,7 +70,8 @@ t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a wo
   }, 40000, 'the erasure job')
   worker.child.kill('SIGTERM')
   t.match((await follow(admin)).json(), { state: 'completed' })
-  t.match(done.output, { orgId: 'org-a', userId: 'alice', rowsRemoved: { progress_events: 7, analytics_events: 3, dead_letter_events: 1, learner_notes: 1 } })
+  t.match(done.output, { orgId: 'org-a', rowsRemoved: { progress_events: 7, analytics_events: 3, dead_letter_events: 1, learner_notes: 1 } })
+  t.notOk('userId' in (done.output ?? {}), 'the run names no user: worker_runs keeps it')
 
   for (const table of ['progress_events', 'analytics_events', 'user_lesson_progress', 'user_course_progress', 'learner_notes', 'org_rollup_learners']) {
     t.equal(await count(h, table, 'org-a', 'alice'), 0, `nothing of alice in ${table}`)
@@ -108,6 +109,34 @@ t.test('on days retention already dropped, only the learner’s share of active 
   t.match(again!.removed, { progress_events: 0, org_rollup_learners: 0 }, 'a repeated erasure finds nothing')
   const [receipts] = await h.sql<{ n: number }[]>`select count(*)::int as n from erasure_receipts`
   t.equal(receipts!.n, 2, 'and leaves its own receipt')
+})
+
+t.test('what was computed from the learner, or logged with their id, goes with them', async (t) => {
+  const h = await build(t)
+  await seed(h)
+  const stored = async () =>
+    (await h.sql`select org_id, user_id, role from learner_analytics order by 1, 2, 3`).map((row) => `${row.org_id}/${row.user_id}/${row.role}`)
+  for (const [orgId, userId, role] of [
+    ['org-a', 'bob', 'learner'],
+    ['org-a', 'ivan', 'instructor'],
+    ['org-a', 'ada', 'admin'],
+    ['org-b', 'ivan', 'instructor'],
+  ] as const) {
+    await recomputeUserRole(h.sql, { orgId, userId, role })
+  }
+  const summaries = [{ orgId: 'org-a', userId: 'alice', role: 'learner' }, { orgId: 'org-b', userId: 'alice', role: 'learner' }, { orgId: 'org-a', userId: 'bob', role: 'learner' }]
+  for (const summary of summaries) await h.sql`insert into worker_runs (job, started_at, summary) values ('analytics-recompute', now(), ${h.sql.json(summary)})`
+
+  await h.sql`insert into cohort_runs (org_id, computed_at, k, learners) values ('org-a', now(), 1, 2), ('org-b', now(), 1, 1)`
+
+  const [erased] = await h.sql`select erase_learner('org-a', 'alice') as removed`
+  t.match(erased!.removed, { org_aggregate_analytics: 3, worker_runs: 1 })
+  t.same((await h.sql`select org_id from cohort_runs`).map((row) => row.org_id), ['org-b'], "org-a's cohorts are discovered again on their next read")
+  t.same(await stored(), ['org-a/bob/learner', 'org-b/ivan/instructor'], "org-a's instructor and admin aggregates are recomputed on their next read; another learner's own and another org's stay")
+  const runs = await h.sql`select summary from worker_runs where job = 'analytics-recompute' order by id`
+  t.same(runs.map((row) => row.summary), summaries.slice(1), "the runs that named alice in org-a are gone")
+  const [receipt] = await h.sql`select rows_removed from erasure_receipts where org_id = 'org-a' and user_id = 'alice'`
+  t.match(receipt!.rows_removed, { org_aggregate_analytics: 3, worker_runs: 1, progress_events: 6 }, 'the receipt counts them')
 })
 
 t.test('an erased learner’s analytics leave every API cache, and a recompute running meanwhile does not store them again', async (t) => {

@@ -52,8 +52,14 @@ t.test('old partitions are snapshotted, verified, then dropped; re-runs are idem
   t.equal(progressRows.length, 2)
   t.equal(deadLetters.length, 1)
 
+  const runDay = (daysAgo: number) => new Date(Date.now() - daysAgo * 86400000)
+  await sql`insert into worker_runs (job, started_at, finished_at) values ('rollup', ${runDay(31)}, ${runDay(31)}), ('rollup', ${runDay(29)}, ${runDay(29)})`
+
   const summary = await runRetention(context)
   t.equal(summary.before, dayString(30))
+  t.equal(summary.workerRunsPruned, 1, 'the job run recorded before the window goes')
+  t.equal((await sql`select 1 from worker_runs where finished_at < ${runDay(30)}`).length, 0)
+  t.equal((await sql`select 1 from worker_runs where finished_at between ${runDay(29.5)} and ${runDay(28.5)}`).length, 1, 'the one within it stays')
   t.same(summary.dropped.map((d) => [path.basename(d.snapshot), d.rows]).sort(), [
     [`analytics_events_${day.replaceAll('-', '')}.manifest.json`, 1],
     [`progress_events_${day.replaceAll('-', '')}.manifest.json`, 2],

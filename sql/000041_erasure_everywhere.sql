@@ -1,0 +1,41 @@
+-- Erasure reaches what was computed from the learner and where their id was
+-- logged (contract section 5: "removes their events, progress and analytics
+-- everywhere"):
+--
+-- 1. The org's instructor and admin analytics and its cohorts are aggregates
+--    over its learners (average scores, started learners, daily active users,
+--    archetype counts and centroids), stored and served as fresh for up to
+--    STALE_AFTER_MS. They kept the erased learner's share until then. They are
+--    now deleted with the learner, so the next read computes them from what
+--    remains (status `calculating`); every API instance drops its cached
+--    analytics (the delete trigger of sql/000038), cohorts are not cached.
+-- 2. worker_runs kept each analytics recompute's summary, which names the
+--    user, for good. Those runs go too (the erasure job no longer names the
+--    user in its own run; its receipt does).
+--
+-- The receipt counts them as org_aggregate_analytics (analytics rows and cohort
+-- runs) and worker_runs.
+
+create or replace function erase_learner(p_org text, p_user text, p_requested_by text default null,
+                                         p_job_id text default null, p_requested_at timestamptz default null)
+returns jsonb
+language plpgsql as $$
+declare
+  v_removed jsonb;
+  v_aggregates bigint;
+  v_runs bigint;
+begin
+  perform pg_advisory_xact_lock(analytics_org_lock_key(p_org));
+  v_removed := erase_learner_unlocked(p_org, p_user, p_requested_by, p_job_id, p_requested_at);
+
+  with analytics as (delete from learner_analytics where org_id = p_org and role in ('instructor', 'admin') returning 1),
+       cohorts as (delete from cohort_runs where org_id = p_org returning 1)
+  select (select count(*) from analytics) + (select count(*) from cohorts) into v_aggregates;
+  with gone as (delete from worker_runs where summary ->> 'orgId' = p_org and summary ->> 'userId' = p_user returning 1)
+  select count(*) into v_runs from gone;
+
+  v_removed := v_removed || jsonb_build_object('org_aggregate_analytics', v_aggregates, 'worker_runs', v_runs);
+  update erasure_receipts set rows_removed = v_removed
+  where id = (select max(id) from erasure_receipts where org_id = p_org and user_id = p_user);
+  return v_removed;
+end $$;
