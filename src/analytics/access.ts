@@ -4,17 +4,18 @@
 import { canAdministerOrg, canReadOrg, type Principal } from '../auth/principal.ts'
 import type { Sql } from '../db/pool.ts'
 import { Errors } from '../errors.ts'
-import { isInOrg, orgOfUser } from './store.ts'
+import { assignmentOrg } from './store.ts'
 import type { AnalyticsRole, UserRoleKey } from './types.ts'
 
 export type Purpose = 'read' | 'refresh'
 
 /**
  * The user-role the principal asks about, or FORBIDDEN / NOT_FOUND:
- * - self: always (learner and instructor analytics); admin analytics only to
- *   an admin token, about its own org;
+ * - self: learner and instructor analytics where the user has an assignment
+ *   in that role (else 404: each stored row joins every daily batch); admin
+ *   analytics only to an admin token, about its own org;
  * - someone else in the principal's org: to read, admin, instructor or service;
- *   to refresh, admin or service. Someone in no course of that org is 403.
+ *   to refresh, admin or service. Someone with no assignment in that role there is 403.
  */
 export async function resolveSubject(
   sql: Sql,
@@ -35,8 +36,9 @@ export async function resolveSubject(
     return { orgId: principal.orgId, userId, role }
   }
   if (self) {
-    const orgId = principal.orgId ?? (await orgOfUser(sql, userId, role, orgHint))
-    if (!orgId) throw new Errors.NOT_FOUND(`no assignment of user ${userId}${orgHint ? ` in org ${orgHint}` : ''}`)
+    const inOrg = principal.orgId ?? orgHint
+    const orgId = await assignmentOrg(sql, userId, role, inOrg)
+    if (!orgId) throw new Errors.NOT_FOUND(`no ${role} assignment of user ${userId}${inOrg ? ` in org ${inOrg}` : ''}`)
     return { orgId, userId, role }
   }
   const orgId = principal.orgId
@@ -48,16 +50,16 @@ export async function resolveSubject(
         : 'only the user, or an admin of their org, may refresh these analytics',
     )
   }
-  if (!(await isInOrg(sql, orgId, userId))) throw new Errors.FORBIDDEN(`user ${userId} is not in org ${orgId}`)
+  if (!(await assignmentOrg(sql, userId, role, orgId))) throw new Errors.FORBIDDEN(`user ${userId} has no ${role} assignment in org ${orgId}`)
   return { orgId, userId, role }
 }
 
 /**
- * Jobs are shown to whoever asked for them, the user they are about, and
- * readers of that user's org. User ids are an org's own, so a token of another
- * org naming the same id is someone else.
+ * A refresh job is shown to whoever asked for it (contract section 6: "the
+ * requester"). User ids are an org's own: the requester is that id with a
+ * token of the job's org, or, for a user's own refresh, with a token of no org.
  */
-export function maySeeJob(principal: Principal, request: { requestedBy: string; orgId: string; userId: string }): boolean {
-  const sameOrg = principal.orgId === undefined || principal.orgId === request.orgId
-  return (sameOrg && (principal.userId === request.requestedBy || principal.userId === request.userId)) || canReadOrg(principal, request.orgId)
+export function isRefreshRequester(principal: Principal, request: { requestedBy: string; orgId: string; userId: string }): boolean {
+  if (principal.userId !== request.requestedBy) return false
+  return principal.orgId === undefined ? request.requestedBy === request.userId : principal.orgId === request.orgId
 }

@@ -17,7 +17,7 @@ const CURSOR_ROWS = 2000
 
 export const COHORT_METHOD =
   `k-means++ (seed ${COHORT_SEED}, best of 4 starts) on a ${1 / GRID_STEPS} trait grid; ` +
-  `k in ${MIN_K}..${MAX_K} by the highest simplified silhouette`
+  `k in ${MIN_K}..${MAX_K} by the highest simplified silhouette, at most the number of occupied cells (0 with no learners)`
 
 /** Learners counted per grid cell. Traits are in [0, 1]; each is rounded to the grid. */
 export class TraitGrid {

@@ -73,19 +73,17 @@ export async function findJobRequest(sql: Sql, jobId: string): Promise<JobReques
     : undefined
 }
 
-/** Is the user assigned (in any role) to a course of the org? */
-export async function isInOrg(sql: Sql, orgId: string, userId: string): Promise<boolean> {
-  const [row] = await sql<{ found: boolean }[]>`
-    select exists (select 1 from assignments where org_id = ${orgId} and user_id = ${userId}) as found`
-  return row?.found ?? false
-}
-
-/** The org of a user's assignments (those in `role` first), when the token names none. */
-export async function orgOfUser(sql: Sql, userId: string, role: AnalyticsRole, onlyOrg?: string): Promise<string | undefined> {
+/**
+ * The org of the user's oldest assignment in `role` (within `onlyOrg` when
+ * given), or undefined when they have none. Oldest, as ingestion files the
+ * events of a token without an org (sql/000039), so a learner reads the
+ * analytics of the org their events went to.
+ */
+export async function assignmentOrg(sql: Sql, userId: string, role: AnalyticsRole, onlyOrg?: string): Promise<string | undefined> {
   const [row] = await sql<{ org_id: string }[]>`
     select org_id from assignments
-    where user_id = ${userId} and (${onlyOrg ?? null}::text is null or org_id = ${onlyOrg ?? null})
-    order by (role = ${role}) desc, org_id
+    where user_id = ${userId} and role = ${role} and (${onlyOrg ?? null}::text is null or org_id = ${onlyOrg ?? null})
+    order by assigned_at, org_id
     limit 1`
   return row?.org_id
 }

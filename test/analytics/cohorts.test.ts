@@ -131,4 +131,7 @@ t.test('the cohorts route: calculating, then fresh; admins and instructors of th
   t.equal((await get(admin)).json().status, 'fresh')
   t.equal((await get(await h.token('carl', { orgId: 'org-c' }))).statusCode, 403, 'a learner')
   t.equal((await get(admin, 'org-a')).statusCode, 403, 'another org')
+  const unknownParameter = await h.app.inject({ method: 'GET', url: '/api/v1/orgs/org-c/cohorts?weeks=4', headers: { authorization: `Bearer ${admin}` } })
+  t.equal(unknownParameter.statusCode, 400, 'it takes no query parameters')
+  t.equal(unknownParameter.json().code, 'INVALID_QUERY')
 })

@@ -52,8 +52,10 @@ t.test('the pattern evolution route', async (t) => {
   t.equal(recent.reduce((sum, week) => sum + week.activeDays, 0), 1)
   t.equal(body.weeks.slice(0, 10).reduce((sum: number, week: { events: number }) => sum + week.events, 0), 0)
   t.equal((await get('?weeks=52')).json().weeks.length, 52)
+  t.equal((await get('?weeks=1')).json().weeks.length, 1)
 
-  for (const bad of ['?weeks=0', '?weeks=53', '?weeks=abc', '?weeks=2.5', '?other=1']) {
+  // Plain digits only: an integer schema let ajv coerce 0x10 (16), 1e1, +5 and ' 12'.
+  for (const bad of ['?weeks=0', '?weeks=53', '?weeks=abc', '?weeks=2.5', '?other=1', '?weeks=0x10', '?weeks=1e1', '?weeks=%2B5', '?weeks=%2012', '?weeks=012', '?weeks=']) {
     const invalid = await get(bad)
     t.equal(invalid.statusCode, 400, bad)
     t.equal(invalid.json().code, 'INVALID_QUERY', bad)

@@ -103,6 +103,8 @@ t.test('one recompute per user-role however many concurrent stale reads, on two 
   t.equal((await queued(h.sql, ANALYTICS_QUEUES.recompute)).length, 1)
 
   // The other roles are other user-roles: each gets its own single job.
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-2', lessonCount: 1 }], [])
+  await h.sql`insert into assignments (org_id, user_id, course_id, role) values ('org-a', 'alice', 'course-2', 'instructor')`
   await Promise.all([
     read(h, 'alice', alice, '?role=instructor'),
     read(h, 'alice', alice, '?role=instructor'),
@@ -158,6 +160,10 @@ t.test('who may read', async (t) => {
     { name: 'admin analytics of a learner', userId: 'alice', token: await h.token('alice', { orgId: 'org-a' }), query: '?role=admin', status: 403, code: 'FORBIDDEN' },
     { name: 'an org other than the token\'s', userId: 'alice', token: await h.token('alice', { orgId: 'org-a' }), query: '?orgId=org-b', status: 403, code: 'FORBIDDEN' },
     { name: 'a user in no org', userId: 'nobody', token: await h.token('nobody'), status: 404, code: 'NOT_FOUND' },
+    { name: 'self in an org of no assignment', userId: 'zed', token: await h.token('zed', { orgId: 'org-a' }), status: 404, code: 'NOT_FOUND' },
+    { name: 'instructor analytics of a learner, themself', userId: 'alice', token: await h.token('alice', { orgId: 'org-a' }), query: '?role=instructor', status: 404, code: 'NOT_FOUND' },
+    { name: 'instructor analytics of a learner, by the admin', userId: 'alice', token: await h.token('root', { orgId: 'org-a', role: 'admin' }), query: '?role=instructor', status: 403, code: 'FORBIDDEN' },
+    { name: 'instructor analytics of the instructor', userId: 'ivan', token: await h.token('ivan', { orgId: 'org-a', role: 'instructor' }), query: '?role=instructor', status: 200 },
     { name: 'unknown role', userId: 'alice', token: await h.token('alice'), query: '?role=owner', status: 400, code: 'INVALID_QUERY' },
     { name: 'no token', userId: 'alice', token: '', status: 401, code: 'UNAUTHORIZED' },
   ]
@@ -192,7 +198,27 @@ t.test('instructor analytics follow assignments made with role instructor throug
   t.equal(data.courses[0].courseId, 'course-1')
   t.strictSame(data.courses[0].completionFunnel, { enrolled: 2, started: 1, halfway: 1, completed: 0 })
   // An instructor assignment does not make a learner of them.
-  await recomputeUserRole(h.sql, { orgId: 'org-a', userId: 'ivan', role: 'learner' })
-  const asLearner = (await read(h, 'ivan', await h.token('ivan', { orgId: 'org-a' }))).json()
-  t.equal(asLearner.data.coursesEnrolled, 0)
+  const asLearner = await read(h, 'ivan', await h.token('ivan', { orgId: 'org-a' }))
+  t.equal(asLearner.statusCode, 404)
+  t.equal(asLearner.json().message, 'Not found: no learner assignment of user ivan in org org-a')
+})
+
+t.test('a token without an org reads the org its events went to: the oldest assignment', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-z', [{ courseId: 'course-1', lessonCount: 1 }], ['multi'])
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 1 }], ['multi'])
+  await h.sql`update assignments set assigned_at = assigned_at - interval '1 day' where org_id = 'org-z'`
+  const multi = await h.token('multi')
+  const sent = await h.app.inject({
+    method: 'POST',
+    url: '/api/client/progress/batch',
+    headers: { authorization: `Bearer ${multi}` },
+    payload: { events: [progressEvent({ type: 'lesson_completed' })] },
+  })
+  t.equal(sent.json().accepted, 1)
+  const [event] = await h.sql`select org_id from progress_events`
+  t.equal(event!.org_id, 'org-z', 'ingestion files it under the oldest assignment')
+  const evolution = await read(h, 'multi', multi, '/patterns/evolution?weeks=1')
+  t.equal(evolution.statusCode, 200, evolution.body)
+  t.equal(evolution.json().orgId, 'org-z', 'and analytics read that org, not the first by name')
 })

@@ -172,4 +172,14 @@ t.test('GET /api/v1/orgs/:orgId/rollups', async (t) => {
     t.equal(res.statusCode, 400, bad)
     t.equal(res.json().code, 'INVALID_QUERY', bad)
   }
+  // Instants PostgreSQL cannot read (year 0, past 9999 in UTC) are refused, not a 500.
+  const outOfYears = ['?granularity=day&from=0000-01-01&to=0000-01-02', '?granularity=day&from=9999-12-30&to=9999-12-31T23:59:59-14:00']
+  for (const bad of outOfYears) {
+    const res = await get(bad)
+    t.equal(res.statusCode, 400, bad)
+    t.equal(res.json().code, 'INVALID_QUERY', bad)
+  }
+  t.equal((await get('?granularity=day&from=0001-01-01&to=0001-01-02')).statusCode, 200, 'the first day PostgreSQL reads')
+  const early = await get('?to=0001-01-01T00:30:00Z')
+  t.equal(early.json().from, '0001-01-01T00:00:00.000Z', 'the default range begins no earlier than year 1')
 })

@@ -7,7 +7,7 @@ import { resolveSubject } from '../../analytics/access.ts'
 import { claimRefresh, dropRefresh, patternEvolution, recordRefreshJob } from '../../analytics/store.ts'
 import { ANALYTICS_QUEUES } from '../../analytics/types.ts'
 import { Errors } from '../../errors.ts'
-import { ErrorResponse, Id } from '../schemas/events.ts'
+import { ErrorResponse, Id, Weeks } from '../schemas/events.ts'
 
 const Role = Type.Union([Type.Literal('learner'), Type.Literal('instructor'), Type.Literal('admin')], { default: 'learner' })
 const UserParams = Type.Object({ userId: Id })
@@ -20,7 +20,7 @@ const RoleQuery = Type.Object(
   { additionalProperties: false },
 )
 const EvolutionQuery = Type.Object(
-  { weeks: Type.Optional(Type.Integer({ minimum: 1, maximum: 52, default: 12 })), orgId: Type.Optional(Id) },
+  { weeks: Type.Optional(Weeks), orgId: Type.Optional(Id) },
   { additionalProperties: false },
 )
 
@@ -107,9 +107,9 @@ const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async (app, 
     },
     async (request) => {
       const { userId } = request.params as Static<typeof UserParams>
-      const { weeks = 12, orgId } = request.query as Static<typeof EvolutionQuery>
+      const { weeks = '12', orgId } = request.query as Static<typeof EvolutionQuery>
       const key = await resolveSubject(app.sql, request.principal, userId, 'learner', 'read', orgId)
-      return { userId, orgId: key.orgId, weeks: await patternEvolution(app.sql, key.orgId, userId, weeks, new Date()) }
+      return { userId, orgId: key.orgId, weeks: await patternEvolution(app.sql, key.orgId, userId, Number(weeks), new Date()) }
     },
   )
 }

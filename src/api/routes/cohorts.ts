@@ -7,7 +7,7 @@ import { canReadOrg } from '../../auth/principal.ts'
 import { claimCohorts, readCohorts, releaseCohorts } from '../../analytics/store.ts'
 import { ANALYTICS_QUEUES } from '../../analytics/types.ts'
 import { Errors } from '../../errors.ts'
-import { ErrorResponse, Id } from '../schemas/events.ts'
+import { ErrorResponse, Id, NoQuery } from '../schemas/events.ts'
 
 const OrgParams = Type.Object({ orgId: Id })
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()])
@@ -51,7 +51,7 @@ const cohortRoutes: FastifyPluginAsync<CohortRoutesOptions> = async (app, option
 
   app.get(
     '/api/v1/orgs/:orgId/cohorts',
-    { schema: { tags: ['analytics'], params: OrgParams, response: { 200: CohortsResponse, '4xx': ErrorResponse } } },
+    { schema: { tags: ['analytics'], params: OrgParams, querystring: NoQuery, response: { 200: CohortsResponse, '4xx': ErrorResponse } } },
     async (request) => {
       const { orgId } = request.params as Static<typeof OrgParams>
       if (!canReadOrg(request.principal, orgId)) throw new Errors.FORBIDDEN(`an admin or instructor token of org ${orgId} is required`)

@@ -5,7 +5,7 @@ import { Type, type Static } from 'typebox'
 import { canReadOrg } from '../../auth/principal.ts'
 import { orgRollups } from '../../db/rollup-queries.ts'
 import { Errors } from '../../errors.ts'
-import { DayOrDateTime, ErrorResponse, Id, parseDayOrDateTime } from '../schemas/events.ts'
+import { DayOrDateTime, EARLIEST_INSTANT_MS, ErrorResponse, Id, parseDayOrDateTime } from '../schemas/events.ts'
 
 const HOUR_MS = 3600000
 const DAY_MS = 24 * HOUR_MS
@@ -68,7 +68,7 @@ const rollupRoutes: FastifyPluginAsync = async (app) => {
       const limits = LIMITS[granularity]
       const to = query.to ? parseDayOrDateTime(query.to) : new Date()
       if (!to) throw new Errors.INVALID_QUERY(`to names no real day or time: ${query.to}`)
-      const from = query.from ? parseDayOrDateTime(query.from) : new Date(to.getTime() - limits.defaultMs)
+      const from = query.from ? parseDayOrDateTime(query.from) : new Date(Math.max(to.getTime() - limits.defaultMs, EARLIEST_INSTANT_MS))
       if (!from) throw new Errors.INVALID_QUERY(`from names no real day or time: ${query.from}`)
       if (from >= to) throw new Errors.INVALID_QUERY('from must be before to')
       if (to.getTime() - from.getTime() > limits.maxMs) {

@@ -13,22 +13,37 @@ export const DateTime = Type.String({ format: 'date-time', pattern: DATE_TIME_PA
 /** A query bound: a day (YYYY-MM-DD, its UTC midnight) or a date-time; parse it with `parseDayOrDateTime`. */
 export const DayOrDateTime = Type.String({ pattern: DAY_OR_DATE_TIME_PATTERN, maxLength: 40 })
 
+const WEEKS_PATTERN = '^([1-9]|[1-4][0-9]|5[0-2])$'
+/** A number of weeks in a query, in plain digits: an integer schema would let ajv coerce 0x10, 1e1 or ' 12'. */
+export const Weeks = Type.String({ pattern: WEEKS_PATTERN, description: 'whole weeks, 1 to 52' })
+
+/** The query of a read route that takes none: an unknown parameter is 400 INVALID_QUERY, as on the others. */
+export const NoQuery = Type.Object({}, { additionalProperties: false })
+
 /** The patterns above in words, for error messages (ajv would quote the regular expression). */
 export const PATTERN_WORDS: ReadonlyMap<string, string> = new Map([
   [DATE_TIME_PATTERN, 'an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z'],
   [DAY_OR_DATE_TIME_PATTERN, 'a day (YYYY-MM-DD, UTC) or an RFC 3339 date-time with a time zone, such as 2026-12-02T09:30:00Z'],
+  [WEEKS_PATTERN, 'a whole number of weeks from 1 to 52'],
 ])
+
+/** The instants PostgreSQL reads back from a Date's ISO text: UTC years 1 to 9999. */
+export const EARLIEST_INSTANT_MS = new Date('0001-01-01T00:00:00Z').getTime()
+export const LATEST_INSTANT_MS = new Date('9999-12-31T23:59:59.999Z').getTime()
 
 /**
  * The instant a `DayOrDateTime` names, or undefined when its calendar day does
- * not exist (2026-02-30, which Date would roll over to March) or its time is out of range.
+ * not exist (2026-02-30, which Date would roll over to March), its time is out
+ * of range, or it falls outside UTC years 1 to 9999 (year 0000, or 9999-12-31
+ * with a negative offset, which PostgreSQL would refuse).
  */
 export function parseDayOrDateTime(text: string): Date | undefined {
   const [year, month, day] = text.slice(0, 10).split('-').map(Number) as [number, number, number]
   const written = new Date(Date.UTC(year, month - 1, day))
   if (written.getUTCMonth() !== month - 1 || written.getUTCDate() !== day) return undefined
   const instant = new Date(text.length === 10 ? `${text}T00:00:00Z` : text)
-  return Number.isNaN(instant.getTime()) ? undefined : instant
+  const ms = instant.getTime()
+  return ms >= EARLIEST_INSTANT_MS && ms <= LATEST_INSTANT_MS ? instant : undefined
 }
 const Uuid = Type.String({ format: 'uuid', maxLength: 36 })
 
