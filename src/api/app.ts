@@ -1,6 +1,6 @@
 // Composes the API: plugins first, then routes, and the single error handler.
 // It never listens; src/api/server.ts does.
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -150,7 +150,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(analyticsPlugin, { staleAfterMs: analytics.staleAfterMs })
 
   app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler((request, reply) => {
+  const answerUnmatched = (request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0]!
     const allowed = allowedMethods(path)
     if (allowed.length > 0) {
@@ -159,7 +159,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
     const error = new Errors.NOT_FOUND(`${request.method} ${path}`)
     return reply.code(404).send(errorBody(404, error.code, error.message))
+  }
+  // Before the body is read (after CORS and shedding): whatever the body holds,
+  // a path asked with a method it does not take is 405, not 400 INVALID_JSON.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return answerUnmatched(request, reply)
   })
+  app.setNotFoundHandler(answerUnmatched)
 
   await app.register(healthRoutes)
   await app.register(ingestRoutes, {

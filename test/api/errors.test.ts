@@ -106,6 +106,15 @@ t.test('a route asked with a method it does not take is a coded 405 that names t
     t.match(res.json(), { statusCode: 405, code: 'METHOD_NOT_ALLOWED', message: `Method not allowed: ${url.split('?')[0]} takes ${allow}` })
   }
   t.equal((await h.app.inject({ method: 'POST', url: '/api/client/progress/nope' })).statusCode, 404, 'a path no route has is still a 404')
+  // The answer comes before the body is read: a broken JSON body does not turn it into a 400.
+  for (const [method, url, expected] of [
+    ['POST', '/api/v1/orgs/demo/rollups', 405],
+    ['PUT', '/api/v1/analytics/learner/alice', 405],
+    ['POST', '/api/nope', 404],
+  ] as const) {
+    const res = await h.app.inject({ method, url, headers: { 'content-type': 'application/json' }, payload: '{' })
+    t.equal(res.statusCode, expected, `${method} ${url} with a broken body`)
+  }
 })
 
 t.test('malformed URLs and over-long path parameters are coded 400s', async (t) => {
