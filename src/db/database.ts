@@ -66,5 +66,5 @@ export async function locateDatabase(
 ): Promise<DatabaseLocation> {
   if (config.DATABASE_URL) return { url: config.DATABASE_URL, release: async () => {}, embedded: false }
   const server = await openEmbedded(config.DATA_DIR, log)
-  return { url: server.url, release: server.stop, embedded: true }
+  return { url: server.url, release: server.release, embedded: true }
 }

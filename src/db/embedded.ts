@@ -4,21 +4,29 @@
 // installs process-wide signal handlers that would stop the database before the
 // API has drained its in-flight requests.
 //
-// Whoever finds no running server starts one and owns it (stops it on exit);
-// every other process reads the port from postmaster.pid and attaches.
+// Whoever finds no running server starts one and owns it; every other process
+// reads the port from postmaster.pid and attaches. One process at a time
+// creates or starts the cluster (DATA_DIR/pg.starting). On exit the owner stops
+// the server unless other processes are still connected (a seed run that
+// started it while the API attached); then it leaves it running, with a
+// marker (DATA_DIR/pg.left-running), and the last process to leave stops it.
 import { spawn } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import postgres from 'postgres'
 import { loadDevSecrets } from '../dev-secrets.ts'
 
 export interface EmbeddedServer {
   url: string
   /** True when this process started the server and so must stop it. */
   owned: boolean
+  /** Stops the server now, whoever is connected (the owner's; a no-op for others). Tests stop it under load. */
   stop(): Promise<void>
+  /** At a command's exit: stops the server unless other processes still use it (the last one to leave does). */
+  release(): Promise<void>
 }
 
 type Log = (line: string) => void
@@ -101,43 +109,106 @@ function freePort(preferred = 0): Promise<number> {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * The claim to create or start the cluster, or undefined while another live
+ * process holds it. A claim whose holder died is taken over.
+ */
+function claimStart(dataDir: string): (() => void) | undefined {
+  const file = path.join(dataDir, 'pg.starting')
+  for (;;) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' })
+      return () => fs.rmSync(file, { force: true })
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
+    try {
+      const holder = Number.parseInt(fs.readFileSync(file, 'utf8'), 10)
+      if (Number.isInteger(holder) ? alive(holder) : Date.now() - fs.statSync(file).mtimeMs < 5000) return undefined
+      fs.rmSync(file, { force: true }) // its holder died (or never wrote its pid)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error // released meanwhile: try again
+    }
+  }
+}
+
+/** Client connections to the server other than the one asking. */
+async function otherClients(url: string): Promise<number> {
+  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} })
+  try {
+    const [row] = await sql<{ n: number }[]>`
+      select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`
+    return row!.n
+  } catch {
+    return 0
+  } finally {
+    await sql.end({ timeout: 1 })
+  }
+}
+
 /** Finds the running embedded server for dataDir, or starts one. */
 export async function openEmbedded(dataDir: string, log: Log = () => {}): Promise<EmbeddedServer> {
   const { pgPassword } = loadDevSecrets(dataDir)
   const pgDir = path.join(dataDir, 'pg')
+  const leftRunning = path.join(dataDir, 'pg.left-running')
   const urlFor = (port: number) => `postgres://postgres:${encodeURIComponent(pgPassword)}@127.0.0.1:${port}/postgres`
-  const attached = (port: number): EmbeddedServer => ({ url: urlFor(port), owned: false, stop: async () => {} })
+  const stop = async () => {
+    fs.rmSync(leftRunning, { force: true })
+    await run((await binaries()).pg_ctl, ['stop', '-D', pgDir, '-m', 'fast', '-w', '-t', '60'], serverUser())
+    log('embedded PostgreSQL: stopped')
+  }
+  const stopUnlessShared = async (port: number) => {
+    const others = await otherClients(urlFor(port))
+    if (others === 0) return stop()
+    fs.writeFileSync(leftRunning, `${process.pid}\n`)
+    log(`embedded PostgreSQL: left running for ${others} other connection${others === 1 ? '' : 's'}; the last process to leave stops it`)
+  }
+  // An attached process stops the server only when its owner left it running for others.
+  const attached = (port: number): EmbeddedServer => ({
+    url: urlFor(port),
+    owned: false,
+    stop: async () => {},
+    release: async () => (fs.existsSync(leftRunning) ? stopUnlessShared(port) : undefined),
+  })
 
-  for (let attempt = 0; attempt < 120; attempt++) {
+  // Up to 90 s: a waiting process may sit behind another's initdb and start.
+  for (let attempt = 0; attempt < 360; attempt++) {
     const lock = readLock(pgDir)
     if (lock && alive(lock.pid)) {
       if (lock.ready) return attached(lock.port)
       await sleep(250) // another process is starting it right now
       continue
     }
-    if (lock) {
-      log(`embedded PostgreSQL: removing the stale lock left by a run that was killed (pid ${lock.pid})`)
-      fs.rmSync(path.join(pgDir, 'postmaster.pid'), { force: true })
+    const release = claimStart(dataDir)
+    if (!release) {
+      await sleep(250) // another process is creating or starting it
+      continue
     }
     try {
-      return await start(dataDir, pgDir, pgPassword, urlFor, log)
-    } catch (error) {
-      // Lost a race with another process starting the same data dir: attach.
-      const raced = readLock(pgDir)
-      if (raced && alive(raced.pid)) continue
-      throw error
+      const current = readLock(pgDir)
+      if (current && alive(current.pid)) continue // started meanwhile: attach on the next pass
+      if (current) {
+        log(`embedded PostgreSQL: removing the stale lock left by a run that was killed (pid ${current.pid})`)
+        fs.rmSync(path.join(pgDir, 'postmaster.pid'), { force: true })
+      }
+      fs.rmSync(leftRunning, { force: true })
+      const port = await start(dataDir, pgDir, pgPassword, log)
+      let stopped: Promise<void> | undefined
+      return {
+        url: urlFor(port),
+        owned: true,
+        stop: () => (stopped ??= stop()),
+        release: () => (stopped ??= stopUnlessShared(port)),
+      }
+    } finally {
+      release()
     }
   }
   throw new Error(`embedded PostgreSQL in ${pgDir} did not become ready; see ${path.join(pgDir, 'postgres.log')}`)
 }
 
-async function start(
-  dataDir: string,
-  pgDir: string,
-  password: string,
-  urlFor: (port: number) => string,
-  log: Log,
-): Promise<EmbeddedServer> {
+/** Creates the cluster if there is none and starts it; answers its port. */
+async function start(dataDir: string, pgDir: string, password: string, log: Log): Promise<number> {
   const bin = await binaries()
   const user = serverUser()
   if (!fs.existsSync(path.join(pgDir, 'PG_VERSION'))) {
@@ -174,13 +245,5 @@ async function start(
   ].join(' ')
   await run(bin.pg_ctl, ['start', '-D', pgDir, '-w', '-t', '60', '-l', path.join(pgDir, 'postgres.log'), '-o', options], user)
   log(`embedded PostgreSQL: started on 127.0.0.1:${port} (data in ${pgDir})`)
-  let stopped: Promise<void> | undefined
-  return {
-    url: urlFor(port),
-    owned: true,
-    stop: () =>
-      (stopped ??= run(bin.pg_ctl, ['stop', '-D', pgDir, '-m', 'fast', '-w', '-t', '60'], user).then(() =>
-        log('embedded PostgreSQL: stopped'),
-      )),
-  }
+  return port
 }

@@ -1,5 +1,7 @@
 // The zero-setup database: data persists across restarts, a second process
-// attaches instead of starting another server, and a killed server's lock is recovered.
+// attaches instead of starting another server, the server outlives its owner
+// while others use it, two starts at once make one server, and a killed
+// server's lock is recovered.
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -64,4 +66,46 @@ t.test('a server killed with SIGKILL leaves a stale lock that the next start rec
   t.equal(recovered.owned, true)
   t.match(lines.join('\n'), /stale lock/, 'says in one line what it did')
   t.same(await query<{ v: number }>(recovered.url, 'select v from kept'), [{ v: 42 }], 'committed data survived the crash')
+})
+
+t.test('a command that started the server leaves it running for the others; the last one to leave stops it', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const lines: string[] = []
+  const owner = await openEmbedded(dataDir, (line) => lines.push(line))
+  const other = await openEmbedded(dataDir, (line) => lines.push(line))
+  t.teardown(() => owner.stop())
+  t.equal(other.owned, false)
+  // Another process's connection (the API that attached while seed:demo ran).
+  const client = createPool(other.url, { max: 1 })
+  await client`select 1`
+
+  await owner.release()
+  t.match(lines.at(-1), /left running for 1 other connection/)
+  t.same(await client`select 1 as still`, [{ still: 1 }], 'the other process keeps its database')
+  await client.end()
+
+  await other.release()
+  t.equal(lines.at(-1), 'embedded PostgreSQL: stopped', 'the last to leave stops it')
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')))
+
+  const again = await openEmbedded(dataDir)
+  const attacher = await openEmbedded(dataDir)
+  await attacher.release()
+  t.same(await query<{ up: number }>(again.url, 'select 1 as up'), [{ up: 1 }], 'an attached process alone never stops it')
+  await again.release()
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'with nobody else connected, its owner stops it')
+})
+
+t.test('two processes starting a new data directory at once make one server', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const both = await Promise.all([openEmbedded(dataDir), openEmbedded(dataDir)])
+  t.teardown(() => Promise.all(both.map((server) => server.stop())))
+  t.same(both.map((server) => server.owned).sort(), [false, true], 'one starts it, the other waits and attaches')
+  t.equal(both[0].url, both[1].url)
+  t.same(await query<{ up: number }>(both[0].url, 'select 1 as up'), [{ up: 1 }])
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg.starting')), 'the start claim is released')
 })
