@@ -9,6 +9,8 @@ import { Type, type Static, type TInteger } from 'typebox'
 import { Value } from 'typebox/value'
 import { loadDevSecrets } from './dev-secrets.ts'
 
+const DAY_MS = 86400000
+
 // Every integer setting has bounds, which readInteger states in its line.
 type Bounded = TInteger & { minimum: number; maximum: number }
 const Integer = (defaultValue: number, minimum: number, maximum = Number.MAX_SAFE_INTEGER) =>
@@ -153,6 +155,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const value = config[name]
     const problem = typeof value === 'string' ? CHECKS[name]?.(value) : undefined
     if (problem) throw refuse(name, problem, value)
+  }
+  // Every occurredAt the window admits needs its day's partition, and the day
+  // PARTITIONS_AHEAD_DAYS ahead is made up to an hour after midnight: one day spare.
+  if (config.MAX_FUTURE_MS + DAY_MS > config.PARTITIONS_AHEAD_DAYS * DAY_MS) {
+    throw new ConfigError(
+      'MAX_FUTURE_MS',
+      `(${config.MAX_FUTURE_MS}) must be at least a day less than PARTITIONS_AHEAD_DAYS (${config.PARTITIONS_AHEAD_DAYS} day${config.PARTITIONS_AHEAD_DAYS === 1 ? '' : 's'}): later events would have no partition`,
+    )
   }
   const embedded = config.DATABASE_URL === undefined
   if ((options.tokens ?? true) && !embedded && !config.AUTH_JWT_SECRET && !config.AUTH_JWKS_URL) {

@@ -65,6 +65,17 @@ t.test('integers are plain decimal digits, never coerced', async (t) => {
   t.match(refusal({ GROUP_COMMIT: 'yes' }), /^Invalid configuration: GROUP_COMMIT /)
 })
 
+t.test('MAX_FUTURE_MS stays a day inside the partitions made ahead', async (t) => {
+  // An event admitted without a partition for its day failed its whole batch with a 500.
+  t.equal(
+    refusal({ MAX_FUTURE_MS: String(20 * 86400000) }),
+    'Invalid configuration: MAX_FUTURE_MS (1728000000) must be at least a day less than PARTITIONS_AHEAD_DAYS (7 days): later events would have no partition',
+  )
+  t.match(refusal({ PARTITIONS_AHEAD_DAYS: '1' }), /^Invalid configuration: MAX_FUTURE_MS \(86400000\) must be at least a day less than PARTITIONS_AHEAD_DAYS \(1 day\)/)
+  t.equal(loadConfig({ MAX_FUTURE_MS: String(6 * 86400000) }).MAX_FUTURE_MS, 6 * 86400000, 'six days of seven')
+  t.equal(loadConfig({ PARTITIONS_AHEAD_DAYS: '2' }).PARTITIONS_AHEAD_DAYS, 2)
+})
+
 t.test('REFRESH_LIMIT is bounded to what the database and job_requests can hold', async (t) => {
   for (const value of ['99999999999 per 10 minutes', '5 per 99999999999 minutes', '0 per 10 minutes', '5 per 0 minutes', '1000001 per 1 minute', '1 per 10081 minutes']) {
     t.match(refusal({ REFRESH_LIMIT: value }), /^Invalid configuration: REFRESH_LIMIT must be "N per M minutes" with N from 1 to 1000000 and M from 1 to 10080/, value)
