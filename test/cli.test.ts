@@ -34,16 +34,32 @@ t.test('an option missing its value names it', async (t) => {
   t.match(missing.stderr, /--learners <value>' argument missing\nusage: npm run seed:demo/)
 })
 
-t.test('a time span the token script cannot read gets the usage, not a stack trace', async (t) => {
+t.test('the token script mints only tokens the API accepts, and says why not', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'token-'))
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const env = { ...process.env, DATA_DIR: dataDir, AUTH_JWT_SECRET: 'x'.repeat(32) }
-  const token = (ttl: string) => spawnSync(process.execPath, [path.join(root, 'scripts', 'token.ts'), '--user', 'u', '--ttl', ttl], { cwd: root, env, encoding: 'utf8', timeout: 30_000 })
-  const bad = token('abc')
-  t.equal(bad.status, 2)
-  t.match(bad.stderr, /^--ttl abc is not a time span such as 30m, 1h or 7d\nusage: npm run token/)
-  t.notMatch(bad.stderr, /\n\s+at /, 'without a stack trace')
-  const good = token('30m')
-  t.equal(good.status, 0, good.stderr)
-  t.match(good.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, 'a token')
+  const token = (...args: string[]) => spawnSync(process.execPath, [path.join(root, 'scripts', 'token.ts'), ...args], { cwd: root, env, encoding: 'utf8', timeout: 30_000 })
+  const refusals: [string[], RegExp][] = [
+    [['--user', 'u', '--ttl', 'abc'], /^--ttl abc is not a time span ahead such as 30m, 1h, 7d or 3600 \(seconds\)\nusage: npm run token/],
+    [['--user', 'u', '--ttl=-1h'], /^--ttl -1h is not a time span ahead/],
+    [['--user', 'u', '--ttl', '0s'], /^--ttl 0s is not a time span ahead/],
+    [['--user', 'u', '--role', 'service'], /^the API would refuse this token: a service token needs an org_id claim \(give --org\)\nusage/],
+    [['--user', 'u', '--role', 'admin'], /^the API would refuse this token: an admin token needs an org_id claim/],
+    [['--user', 'u'.repeat(129)], /^the API would refuse this token: token has no usable sub claim/],
+  ]
+  for (const [args, message] of refusals) {
+    const bad = token(...args)
+    t.equal(bad.status, 2, args.join(' '))
+    t.match(bad.stderr, message, args.join(' '))
+    t.notMatch(bad.stderr, /\n\s+at /, 'without a stack trace')
+    t.equal(bad.stdout, '', 'and no token')
+  }
+  for (const args of [['--user', 'u', '--ttl', '30m'], ['--user', 'u', '--ttl', '3600'], ['--user', 'u', '--role', 'service', '--org', 'demo']]) {
+    const good = token(...args)
+    t.equal(good.status, 0, good.stderr)
+    t.match(good.stdout, /^[\w-]+\.[\w-]+\.[\w-]+\n$/, `a token: ${args.join(' ')}`)
+  }
+  const [, payload] = token('--user', 'u', '--ttl', '3600').stdout.trim().split('.')
+  const { iat, exp } = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as { iat: number; exp: number }
+  t.equal(exp - iat, 3600, 'plain digits are seconds')
 })

@@ -82,8 +82,9 @@ function describe(error: unknown): string {
   }
 }
 
-function toPrincipal(payload: JWTPayload): Principal {
-  const role = payload.role ?? 'learner'
+/** The caller a verified token's claims name, or TokenError saying what the API refuses. */
+export function toPrincipal(payload: JWTPayload): Principal {
+  const role = payload.role === undefined ? 'learner' : payload.role // a null role is no role of ours: refused
   if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 128) {
     throw new TokenError('token has no usable sub claim')
   }
@@ -92,7 +93,7 @@ function toPrincipal(payload: JWTPayload): Principal {
   if (orgId !== undefined && (typeof orgId !== 'string' || orgId.length === 0 || orgId.length > 128)) {
     throw new TokenError('token org_id claim is not a string')
   }
-  if (role !== 'learner' && orgId === undefined) throw new TokenError(`a ${role} token needs an org_id claim`)
+  if (role !== 'learner' && orgId === undefined) throw new TokenError(`${role === 'service' ? 'a' : 'an'} ${role} token needs an org_id claim`)
   return { userId: payload.sub, role, ...(orgId !== undefined ? { orgId } : {}) }
 }
 

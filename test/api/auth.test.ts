@@ -2,7 +2,8 @@
 // learner-userId rule, org-scoped reads. Tokens from an identity provider
 // (JWKS) are in test/auth/jwks.test.ts.
 import t from 'tap'
-import { build, progressEvent, seedOrg } from '../helper.ts'
+import { SignJWT } from 'jose'
+import { build, progressEvent, seedOrg, TEST_SECRET } from '../helper.ts'
 
 const batch = (token: string, events: unknown[]) => ({
   method: 'POST' as const,
@@ -95,4 +96,18 @@ t.test('a verified token is remembered only until it expires', async (t) => {
   const expired = await me()
   t.equal(expired.statusCode, 401, 'and refused once its exp has passed')
   t.match(expired.json().message, /expired/)
+})
+
+t.test('a header with more than "Bearer <token>", and a token whose role is null, are 401', async (t) => {
+  const h = await build(t)
+  const me = (authorization: string) => h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization } })
+  const alice = await h.token('alice')
+  t.equal((await me(`Bearer ${alice}`)).statusCode, 200)
+  const trailing = await me(`Bearer ${alice} junk`)
+  t.equal(trailing.statusCode, 401, 'a trailing word is not ignored')
+  t.match(trailing.json().message, /Authorization must be "Bearer <token>"/)
+  const nullRole = await new SignJWT({ role: null }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('1h').sign(new TextEncoder().encode(TEST_SECRET))
+  const refused = await me(`Bearer ${nullRole}`)
+  t.equal(refused.statusCode, 401, 'a null role is not the default learner role')
+  t.match(refused.json().message, /token role null is not one of/)
 })

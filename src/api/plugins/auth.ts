@@ -29,8 +29,8 @@ export default fp<VerifierOptions>(
       if (request.is404 || request.routeOptions.config.public) return
       const header = request.headers.authorization
       if (!header) throw new Errors.UNAUTHORIZED('missing Authorization header')
-      const [scheme, token] = header.split(' ')
-      if (scheme?.toLowerCase() !== 'bearer' || !token) throw new Errors.UNAUTHORIZED('Authorization must be "Bearer <token>"')
+      const [scheme, token, ...rest] = header.split(' ')
+      if (scheme?.toLowerCase() !== 'bearer' || !token || rest.length > 0) throw new Errors.UNAUTHORIZED('Authorization must be "Bearer <token>"')
       try {
         request.principal = await verify(token)
       } catch (error) {
