@@ -27,9 +27,9 @@ export async function seedDemo(sql: Sql, options: { learners: number; courses: n
 if (import.meta.filename === process.argv[1]) {
   const usage = 'usage: npm run seed:demo -- --learners N --courses C (positive integers)'
   const { values } = parseCliArgs(usage, { options: { learners: { type: 'string', default: '100' }, courses: { type: 'string', default: '4' } } })
-  const learners = Number(values.learners)
-  const courses = Number(values.courses)
-  if (!Number.isInteger(learners) || learners < 1 || !Number.isInteger(courses) || courses < 1) exitWithUsage(usage)
+  // Plain digits: Number() would take 1e1 or ' 3'.
+  const [learners, courses] = [values.learners!, values.courses!].map((text) => (/^\d+$/.test(text) ? Number(text) : 0)) as [number, number]
+  if (learners < 1 || courses < 1) exitWithUsage(usage)
   const config = loadConfigOrExit({ tokens: false })
   const database = await locateDatabase(config, console.log)
   const sql = createPool(database.url, { max: 1, applicationName: 'seed-demo' })

@@ -13,14 +13,15 @@ import { startApiOrExit, withDevSecret } from './api/server.ts'
 import { checkedClaims, mintToken } from './auth/tokens.ts'
 import { onShutdownSignal } from './shutdown.ts'
 
-const DEMO = { orgId: 'demo', courseId: 'course-1', userId: 'learner-1', lessonCount: 5 }
+// The first course and learner of `npm run seed:demo` (10 lessons, as the k6 scenarios walk).
+const DEMO = { orgId: 'demo', courseId: 'course-1', userId: 'learner-1', lessonCount: 10, category: 'math' }
 
 const config = withDevSecret(loadConfigOrExit())
 const database = await locateDatabase(config, (line) => console.log(line))
 const sql = createPool(database.url, { max: 1, applicationName: 'start' })
 await readySchemaOrExit(sql, database, config, { migrate: true, log: console.log })
 // The demo learner of the printed token: without an assignment its events would be deferred.
-await sql`insert into courses (org_id, course_id, lesson_count) values (${DEMO.orgId}, ${DEMO.courseId}, ${DEMO.lessonCount}) on conflict do nothing`
+await sql`insert into courses (org_id, course_id, lesson_count, category) values (${DEMO.orgId}, ${DEMO.courseId}, ${DEMO.lessonCount}, ${DEMO.category}) on conflict do nothing`
 await sql`insert into assignments (org_id, user_id, course_id) values (${DEMO.orgId}, ${DEMO.userId}, ${DEMO.courseId}) on conflict do nothing`
 await sql.end()
 
@@ -72,7 +73,8 @@ Try it:
     -d '${JSON.stringify({ events: [event] })}'
   curl -s ${api.url}/api/v1/progress/me -H 'Authorization: Bearer ${token}'
 
-More tokens: npm run token -- --user learner-2 --org demo
+More learners: npm run seed:demo -- --learners 100   (learner-1..100 on course-1..4; before that,
+  other users' events are deferred), then npm run token -- --user learner-2 --org demo
 Stop with Ctrl-C.
 `)
 }

@@ -8,7 +8,7 @@ import path from 'node:path'
 import t from 'tap'
 
 const root = path.resolve(import.meta.dirname, '..')
-const scripts = ['bench', 'build-sdk', 'partitions', 'replay-dead-letter', 'restore-snapshot', 'retention-events', 'rollup', 'seed-demo', 'token']
+const scripts = ['bench', 'build-sdk', 'migrate', 'partitions', 'replay-dead-letter', 'restore-snapshot', 'retention-events', 'rollup', 'seed-demo', 'token']
 
 const run = (script: string, args: string[]) =>
   spawnSync(process.execPath, [path.join(root, 'scripts', `${script}.ts`), ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 })
@@ -27,6 +27,14 @@ for (const script of scripts) {
     t.equal(help.stderr, '')
   })
 }
+
+t.test('seed:demo counts are plain digits', async (t) => {
+  for (const value of ['1e1', ' 3', '2.0', '0', '-4']) {
+    const bad = run('seed-demo', ['--learners', value])
+    t.equal(bad.status, 2, JSON.stringify(value))
+    t.match(bad.stderr, /usage: npm run seed:demo/)
+  }
+})
 
 t.test('an option missing its value names it', async (t) => {
   const missing = run('seed-demo', ['--learners'])
