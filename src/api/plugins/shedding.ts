@@ -149,8 +149,10 @@ export class InFlightGate {
     }
   }
 
+  // An empty gate has no queue: its next call would find it clear (acquire),
+  // so the gauges say so too rather than the last queue's state.
   #standingAt(now: number): boolean {
-    return now - this.#clearAt > this.intervalMs
+    return this.inFlight > 0 && now - this.#clearAt > this.intervalMs
   }
 
   #boundAt(now: number): number {
