@@ -9,6 +9,7 @@ import { checkedClaims } from '../auth/tokens.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
+import { describeIngestion } from './openapi.ts'
 import { trackRouteMethods } from './route-methods.ts'
 import authPlugin from './plugins/auth.ts'
 import clientQueuePlugin from './plugins/client-queue.ts'
@@ -118,6 +119,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (document) => describeIngestion(document as { openapiObject: Record<string, unknown> }),
   })
   app.get('/documentation/json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger())
 

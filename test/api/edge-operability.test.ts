@@ -76,6 +76,20 @@ t.test('the OpenAPI document lists the ingestion routes with their schemas', asy
     t.ok(post?.requestBody?.content?.['application/json']?.schema, `${path} has its body schema`)
     t.ok(post?.responses?.['200'], `${path} has its 200 response`)
   }
+  // The event shapes, although the routes check only the envelope (events are validated one by one).
+  t.match(doc.components.schemas.ProgressEvent, {
+    type: 'object',
+    required: ['eventId', 'courseId', 'lessonId', 'type', 'occurredAt'],
+    properties: { type: { anyOf: [{ enum: ['lesson_started'] }, { enum: ['lesson_progress'] }, { enum: ['lesson_completed'] }] }, progress: { minimum: 0, maximum: 100 } },
+  })
+  t.notOk('$id' in doc.components.schemas.ProgressEvent, 'no JSON Schema $id in an OpenAPI 3.0 schema')
+  t.same(doc.components.schemas.AnalyticsEvent.properties.properties, { type: 'object', additionalProperties: true, description: 'at most 8 KB serialized, depth 4' })
+  const batch = doc.paths['/api/client/progress/batch'].post
+  t.same(batch.requestBody.content['application/json'].schema.properties.events.items.allOf, [{ $ref: '#/components/schemas/ProgressEvent' }])
+  t.same(doc.paths['/api/analytics/events'].post.requestBody.content['application/json'].schema, { $ref: '#/components/schemas/AnalyticsEvent' })
+  t.match(batch.parameters, [{ in: 'header', name: 'X-Client-Queue-Depth' }])
+  t.same(Object.keys(batch.responses).sort(), ['200', '400', '401', '403', '413', '415', '429', '503'], 'each refusal by its status')
+  t.ok(batch.responses['200'].headers['X-Client-Queue-Lag'] && batch.responses['503'].headers['Retry-After'], 'with the lag and Retry-After headers')
   t.same(doc.security, [{ bearer: [] }], 'routes need a bearer token')
   t.same(doc.paths['/api/health']?.get?.security, [], 'but not the health check')
   t.notOk(doc.paths['/metrics'], '/metrics is not part of the API document')
