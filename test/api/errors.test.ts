@@ -60,6 +60,9 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
       code: 'FORBIDDEN',
     },
     { name: 'sentAt not a date-time', headers: json, body: JSON.stringify({ events: [progressEvent()], sentAt: 'now' }), status: 400, code: 'INVALID_BODY' },
+    // As for occurredAt: RFC 3339's T, not its note's space; a leap second no clock can read.
+    { name: 'sentAt with a space for T', headers: json, body: JSON.stringify({ events: [progressEvent()], sentAt: '2026-12-02 18:28:37.000Z' }), status: 400, code: 'INVALID_BODY' },
+    { name: 'sentAt on a leap second', headers: json, body: JSON.stringify({ events: [progressEvent()], sentAt: '2026-06-30T23:59:60Z' }), status: 400, code: 'INVALID_BODY' },
   ]
   for (const c of cases) {
     const res = await h.app.inject({ method: 'POST', url: BATCH, headers: c.headers, payload: c.body })

@@ -4,7 +4,9 @@ import { Type, type Static } from 'typebox'
 
 export const Id = Type.String({ minLength: 1, maxLength: 128 })
 const DAY = '\\d{4}-\\d{2}-\\d{2}'
-const TIME = '[Tt ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})'
+// RFC 3339's own grammar: a T between date and time (its note's space is left
+// out, as the per-event validator's date-time format leaves it out).
+const TIME = '[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})'
 const DATE_TIME_PATTERN = `^${DAY}${TIME}$`
 const DAY_OR_DATE_TIME_PATTERN = `^${DAY}(${TIME})?$`
 // RFC 3339 with an explicit offset; stricter than format alone, which also
