@@ -15,8 +15,10 @@ COPY scripts ./scripts
 # Retention snapshots land here unless SNAPSHOT_DIR says otherwise (mount a volume).
 RUN mkdir -p /data && chown node:node /data
 ENV DATA_DIR=/data HOST=0.0.0.0 PORT=8080
-USER node
 EXPOSE 8080
 
+# Starts as root only to give a freshly mounted (root-owned) volume at /data to
+# the node user, then runs every command as node (scripts/docker-entrypoint.sh).
+ENTRYPOINT ["/app/scripts/docker-entrypoint.sh"]
 # The API; fly.toml's process groups override this per group.
 CMD ["node", "src/bin/api.ts"]
