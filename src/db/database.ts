@@ -6,15 +6,15 @@ import { openEmbedded } from './embedded.ts'
 
 export interface DatabaseLocation {
   url: string
-  /** Stops the embedded server if this process started it; otherwise a no-op. */
+  /** At exit: the embedded server stops with the last process that uses it (a no-op with DATABASE_URL). */
   release(): Promise<void>
   embedded: boolean
 }
 
 /**
  * Stops a process that cannot start: one line on stderr saying why, `close`
- * for what the process opened, the embedded server released if this process
- * started it (it must not outlive it), exit code 1. Not a stack trace.
+ * for what the process opened, the embedded server released (stopped if no
+ * other process uses it), exit code 1. Not a stack trace.
  */
 export async function exitAtStart(database: DatabaseLocation, line: string, close: () => Promise<unknown>): Promise<never> {
   process.stderr.write(`${line}\n`)

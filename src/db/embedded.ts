@@ -4,26 +4,26 @@
 // installs process-wide signal handlers that would stop the database before the
 // API has drained its in-flight requests.
 //
-// Whoever finds no running server starts one and owns it; every other process
-// reads the port from postmaster.pid and attaches. One process at a time
-// creates or starts the cluster (DATA_DIR/pg.starting). On exit the owner stops
-// the server unless other processes are still connected (a seed run that
-// started it while the API attached); then it leaves it running, with a
-// marker (DATA_DIR/pg.left-running), and the last process to leave stops it.
+// Whoever finds no running server starts one (it "owns" it); every other
+// process reads the port from postmaster.pid and attaches. Each registers in
+// DATA_DIR/pg.users until it releases the server at exit, and the last one
+// to release it stops it: a seed run that started it does not stop it under
+// an API that attached meanwhile. Starting, attaching and releasing take
+// turns (DATA_DIR/pg.claim), so two commands on a new DATA_DIR make one
+// server and none attaches to a server that is being stopped.
 import { spawn } from 'node:child_process'
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import postgres from 'postgres'
 import { loadDevSecrets } from '../dev-secrets.ts'
 
 export interface EmbeddedServer {
   url: string
-  /** True when this process started the server and so must stop it. */
+  /** True when this process started the server. */
   owned: boolean
-  /** Stops the server now, whoever is connected (the owner's; a no-op for others). Tests stop it under load. */
+  /** Stops the server now, whoever uses it (the owner's; a no-op for others). Tests stop it under load. */
   stop(): Promise<void>
   /** At a command's exit: stops the server unless other processes still use it (the last one to leave does). */
   release(): Promise<void>
@@ -110,11 +110,12 @@ function freePort(preferred = 0): Promise<number> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
- * The claim to create or start the cluster, or undefined while another live
- * process holds it. A claim whose holder died is taken over.
+ * The claim on the server's life (DATA_DIR/pg.claim), or undefined while
+ * another live process holds it: whoever starts, attaches to or stops the
+ * server holds it meanwhile. A claim whose holder died is taken over.
  */
-function claimStart(dataDir: string): (() => void) | undefined {
-  const file = path.join(dataDir, 'pg.starting')
+function claim(dataDir: string): (() => void) | undefined {
+  const file = path.join(dataDir, 'pg.claim')
   for (;;) {
     try {
       fs.writeFileSync(file, String(process.pid), { flag: 'wx' })
@@ -132,79 +133,87 @@ function claimStart(dataDir: string): (() => void) | undefined {
   }
 }
 
-/** Client connections to the server other than the one asking. */
-async function otherClients(url: string): Promise<number> {
-  const sql = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} })
-  try {
-    const [row] = await sql<{ n: number }[]>`
-      select count(*)::int as n from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()`
-    return row!.n
-  } catch {
-    return 0
-  } finally {
-    await sql.end({ timeout: 1 })
+/** Runs fn holding the claim; undefined from fn means "not yet": let go, wait, try again (up to 90 s). */
+async function underClaim<T>(dataDir: string, what: string, fn: () => Promise<T | undefined>): Promise<T> {
+  for (let attempt = 0; attempt < 900; attempt++) {
+    const release = claim(dataDir)
+    if (release) {
+      try {
+        const result = await fn()
+        if (result !== undefined) return result
+      } finally {
+        release()
+      }
+    }
+    await sleep(100)
   }
+  throw new Error(`embedded PostgreSQL in ${dataDir}: could not ${what} within 90 s; see ${path.join(dataDir, 'pg', 'postgres.log')}`)
+}
+
+// Every opening of the server registers a file DATA_DIR/pg.users/<pid>-<n>
+// until its release; the last one released stops the server.
+let openings = 0
+const usersDir = (dataDir: string) => path.join(dataDir, 'pg.users')
+
+function register(dataDir: string): string {
+  fs.mkdirSync(usersDir(dataDir), { recursive: true })
+  const file = path.join(usersDir(dataDir), `${process.pid}-${++openings}`)
+  fs.writeFileSync(file, '')
+  return file
+}
+
+/** Registered openings whose process still runs (those of killed processes are removed). */
+function liveUsers(dataDir: string): number {
+  let live = 0
+  for (const name of fs.existsSync(usersDir(dataDir)) ? fs.readdirSync(usersDir(dataDir)) : []) {
+    if (alive(Number.parseInt(name, 10))) live++
+    else fs.rmSync(path.join(usersDir(dataDir), name), { force: true })
+  }
+  return live
 }
 
 /** Finds the running embedded server for dataDir, or starts one. */
 export async function openEmbedded(dataDir: string, log: Log = () => {}): Promise<EmbeddedServer> {
   const { pgPassword } = loadDevSecrets(dataDir)
   const pgDir = path.join(dataDir, 'pg')
-  const leftRunning = path.join(dataDir, 'pg.left-running')
   const urlFor = (port: number) => `postgres://postgres:${encodeURIComponent(pgPassword)}@127.0.0.1:${port}/postgres`
-  const stop = async () => {
-    fs.rmSync(leftRunning, { force: true })
+  const stopServer = async () => {
+    fs.rmSync(usersDir(dataDir), { recursive: true, force: true }) // whoever was registered used this server
+    const lock = readLock(pgDir)
+    if (!lock || !alive(lock.pid)) return // already stopped
     await run((await binaries()).pg_ctl, ['stop', '-D', pgDir, '-m', 'fast', '-w', '-t', '60'], serverUser())
     log('embedded PostgreSQL: stopped')
   }
-  const stopUnlessShared = async (port: number) => {
-    const others = await otherClients(urlFor(port))
-    if (others === 0) return stop()
-    fs.writeFileSync(leftRunning, `${process.pid}\n`)
-    log(`embedded PostgreSQL: left running for ${others} other connection${others === 1 ? '' : 's'}; the last process to leave stops it`)
-  }
-  // An attached process stops the server only when its owner left it running for others.
-  const attached = (port: number): EmbeddedServer => ({
-    url: urlFor(port),
-    owned: false,
-    stop: async () => {},
-    release: async () => (fs.existsSync(leftRunning) ? stopUnlessShared(port) : undefined),
-  })
 
-  // Up to 90 s: a waiting process may sit behind another's initdb and start.
-  for (let attempt = 0; attempt < 360; attempt++) {
+  const opened = await underClaim(dataDir, 'start or attach to it', async () => {
     const lock = readLock(pgDir)
     if (lock && alive(lock.pid)) {
-      if (lock.ready) return attached(lock.port)
-      await sleep(250) // another process is starting it right now
-      continue
+      // Ready: attach. Not ready: started outside the claim (a pg_ctl by hand), so wait.
+      return lock.ready ? { port: lock.port, owned: false, registration: register(dataDir) } : undefined
     }
-    const release = claimStart(dataDir)
-    if (!release) {
-      await sleep(250) // another process is creating or starting it
-      continue
+    if (lock) {
+      log(`embedded PostgreSQL: removing the stale lock left by a run that was killed (pid ${lock.pid})`)
+      fs.rmSync(path.join(pgDir, 'postmaster.pid'), { force: true })
     }
-    try {
-      const current = readLock(pgDir)
-      if (current && alive(current.pid)) continue // started meanwhile: attach on the next pass
-      if (current) {
-        log(`embedded PostgreSQL: removing the stale lock left by a run that was killed (pid ${current.pid})`)
-        fs.rmSync(path.join(pgDir, 'postmaster.pid'), { force: true })
-      }
-      fs.rmSync(leftRunning, { force: true })
-      const port = await start(dataDir, pgDir, pgPassword, log)
-      let stopped: Promise<void> | undefined
-      return {
-        url: urlFor(port),
-        owned: true,
-        stop: () => (stopped ??= stop()),
-        release: () => (stopped ??= stopUnlessShared(port)),
-      }
-    } finally {
-      release()
-    }
+    fs.rmSync(usersDir(dataDir), { recursive: true, force: true }) // registrations for a server that is gone
+    const port = await start(dataDir, pgDir, pgPassword, log)
+    return { port, owned: true, registration: register(dataDir) }
+  })
+
+  let done: Promise<void> | undefined
+  return {
+    url: urlFor(opened.port),
+    owned: opened.owned,
+    stop: async () => (opened.owned ? (done ??= underClaim(dataDir, 'stop it', async () => (await stopServer(), true)).then(() => {})) : undefined),
+    release: () =>
+      (done ??= underClaim(dataDir, 'release it', async () => {
+        fs.rmSync(opened.registration, { force: true })
+        const others = liveUsers(dataDir)
+        if (others === 0) await stopServer()
+        else if (opened.owned) log(`embedded PostgreSQL: left running for ${others} other process${others === 1 ? '' : 'es'}; the last to leave stops it`)
+        return true
+      }).then(() => {})),
   }
-  throw new Error(`embedded PostgreSQL in ${pgDir} did not become ready; see ${path.join(pgDir, 'postgres.log')}`)
 }
 
 /** Creates the cluster if there is none and starts it; answers its port. */

@@ -2,6 +2,7 @@
 // attaches instead of starting another server, the server outlives its owner
 // while others use it, two starts at once make one server, and a killed
 // server's lock is recovered.
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -74,15 +75,14 @@ t.test('a command that started the server leaves it running for the others; the 
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
   const lines: string[] = []
   const owner = await openEmbedded(dataDir, (line) => lines.push(line))
-  const other = await openEmbedded(dataDir, (line) => lines.push(line))
+  const other = await openEmbedded(dataDir, (line) => lines.push(line)) // the API that attached while seed:demo ran
   t.teardown(() => owner.stop())
   t.equal(other.owned, false)
-  // Another process's connection (the API that attached while seed:demo ran).
   const client = createPool(other.url, { max: 1 })
   await client`select 1`
 
   await owner.release()
-  t.match(lines.at(-1), /left running for 1 other connection/)
+  t.equal(lines.at(-1), 'embedded PostgreSQL: left running for 1 other process; the last to leave stops it')
   t.same(await client`select 1 as still`, [{ still: 1 }], 'the other process keeps its database')
   await client.end()
 
@@ -93,12 +93,19 @@ t.test('a command that started the server leaves it running for the others; the 
   const again = await openEmbedded(dataDir)
   const attacher = await openEmbedded(dataDir)
   await attacher.release()
-  t.same(await query<{ up: number }>(again.url, 'select 1 as up'), [{ up: 1 }], 'an attached process alone never stops it')
+  t.same(await query<{ up: number }>(again.url, 'select 1 as up'), [{ up: 1 }], 'an attached process leaving never stops it under its owner')
   await again.release()
-  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'with nobody else connected, its owner stops it')
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'with nobody else registered, its owner stops it')
+
+  // A process killed while attached leaves a registration: it does not keep the server up for good.
+  const third = await openEmbedded(dataDir)
+  const exited = spawnSync('true').pid // a pid whose process has ended
+  fs.writeFileSync(path.join(dataDir, 'pg.users', `${exited}-1`), '')
+  await third.release()
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), "a dead process's registration does not count")
 })
 
-t.test('two processes starting a new data directory at once make one server', async (t) => {
+t.test('two openings of a new data directory at once make one server (the claim file between them)', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
   fs.chmodSync(dataDir, 0o711)
   t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
@@ -107,5 +114,5 @@ t.test('two processes starting a new data directory at once make one server', as
   t.same(both.map((server) => server.owned).sort(), [false, true], 'one starts it, the other waits and attaches')
   t.equal(both[0].url, both[1].url)
   t.same(await query<{ up: number }>(both[0].url, 'select 1 as up'), [{ up: 1 }])
-  t.notOk(fs.existsSync(path.join(dataDir, 'pg.starting')), 'the start claim is released')
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg.claim')), 'the claim is released')
 })
