@@ -116,9 +116,13 @@ t.test('what was computed from the learner, or logged with their id, goes with t
   await seed(h)
   const stored = async () =>
     (await h.sql`select org_id, user_id, role from learner_analytics order by 1, 2, 3`).map((row) => `${row.org_id}/${row.user_id}/${row.role}`)
+  // ivan teaches c1, which alice took; olga teaches c3, which she did not.
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'c3', lessonCount: 1 }], ['bob'])
+  await h.sql`insert into assignments (org_id, user_id, course_id, role) values ('org-a', 'ivan', 'c1', 'instructor'), ('org-a', 'olga', 'c3', 'instructor'), ('org-b', 'ivan', 'c1', 'instructor')`
   for (const [orgId, userId, role] of [
     ['org-a', 'bob', 'learner'],
     ['org-a', 'ivan', 'instructor'],
+    ['org-a', 'olga', 'instructor'],
     ['org-a', 'ada', 'admin'],
     ['org-b', 'ivan', 'instructor'],
   ] as const) {
@@ -132,11 +136,32 @@ t.test('what was computed from the learner, or logged with their id, goes with t
   const [erased] = await h.sql`select erase_learner('org-a', 'alice') as removed`
   t.match(erased!.removed, { org_aggregate_analytics: 3, worker_runs: 1 })
   t.same((await h.sql`select org_id from cohort_runs`).map((row) => row.org_id), ['org-b'], "org-a's cohorts are discovered again on their next read")
-  t.same(await stored(), ['org-a/bob/learner', 'org-b/ivan/instructor'], "org-a's instructor and admin aggregates are recomputed on their next read; another learner's own and another org's stay")
+  t.same(
+    await stored(),
+    ['org-a/bob/learner', 'org-a/olga/instructor', 'org-b/ivan/instructor'],
+    "org-a's admin figures and the figures of alice's instructors are recomputed on their next read; another learner's own, an instructor of other courses and another org's stay",
+  )
   const runs = await h.sql`select summary from worker_runs where job = 'analytics-recompute' order by id`
   t.same(runs.map((row) => row.summary), summaries.slice(1), "the runs that named alice in org-a are gone")
   const [receipt] = await h.sql`select rows_removed from erasure_receipts where org_id = 'org-a' and user_id = 'alice'`
   t.match(receipt!.rows_removed, { org_aggregate_analytics: 3, worker_runs: 1, progress_events: 6 }, 'the receipt counts them')
+})
+
+t.test('an erasure waits for a cohort discovery in progress, so the discovery cannot store the learner again', async (t) => {
+  const h = await build(t)
+  await seed(h)
+  const discovery = await h.sql.reserve()
+  t.teardown(() => discovery.release())
+  await discovery`begin`
+  await discovery`select stage_cohort_traits('org-a', now())` // alice's traits staged, not committed
+  let erased = false
+  const erasure = h.sql`select erase_learner('org-a', 'alice')`.then(() => (erased = true))
+  await sleep(300)
+  t.notOk(erased, 'the erasure waits')
+  await discovery`commit`
+  await erasure
+  t.equal(await count(h, 'cohort_members', 'org-a', 'alice'), 0, "then removes what the discovery stored of alice's")
+  t.ok(await count(h, 'cohort_members', 'org-a', 'bob'), "and keeps bob's")
 })
 
 t.test('an erased learner’s analytics leave every API cache, and a recompute running meanwhile does not store them again', async (t) => {
