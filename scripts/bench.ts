@@ -26,7 +26,7 @@ import { rssMb, treeCpuSeconds, watchRss } from '../perf/proc-stats.ts'
 import { enableWalTiming, walFlushReader, type WalFlushDelta, type WalFlushReader } from '../perf/wal-flushes.ts'
 import { recycleWal } from '../perf/wal-segments.ts'
 import { exitWithUsage, parseCliArgs } from './cli-args.ts'
-import { seedDemo } from './seed-demo.ts'
+import { seedDemo } from '../src/db/demo.ts'
 
 const root = path.resolve(import.meta.dirname, '..')
 const K6_INSTALL = 'go install go.k6.io/k6@v1.8.1'

@@ -7,22 +7,22 @@ import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
 import { loadConfigOrExit } from './config.ts'
 import { locateDatabase } from './db/database.ts'
+import { DEMO_ORG, seedDemo } from './db/demo.ts'
 import { createPool } from './db/pool.ts'
 import { readySchemaOrExit } from './db/ready.ts'
 import { startApiOrExit, withDevSecret } from './api/server.ts'
 import { checkedClaims, mintToken } from './auth/tokens.ts'
 import { onShutdownSignal } from './shutdown.ts'
 
-// The first course and learner of `npm run seed:demo` (10 lessons, as the k6 scenarios walk).
-const DEMO = { orgId: 'demo', courseId: 'course-1', userId: 'learner-1', lessonCount: 10, category: 'math' }
+// The printed token's learner: the first course and learner of the demo data.
+const DEMO = { orgId: DEMO_ORG, courseId: 'course-1', userId: 'learner-1' }
 
 const config = withDevSecret(loadConfigOrExit())
 const database = await locateDatabase(config, (line) => console.log(line))
 const sql = createPool(database.url, { max: 1, applicationName: 'start' })
 await readySchemaOrExit(sql, database, config, { migrate: true, log: console.log })
 // The demo learner of the printed token: without an assignment its events would be deferred.
-await sql`insert into courses (org_id, course_id, lesson_count, category) values (${DEMO.orgId}, ${DEMO.courseId}, ${DEMO.lessonCount}, ${DEMO.category}) on conflict do nothing`
-await sql`insert into assignments (org_id, user_id, course_id) values (${DEMO.orgId}, ${DEMO.userId}, ${DEMO.courseId}) on conflict do nothing`
+await seedDemo(sql, { learners: 1, courses: 1 })
 await sql.end()
 
 /**
