@@ -8,9 +8,10 @@
 set -eu
 if [ "$(id -u)" = 0 ]; then
   user="${RUN_AS:-node}"
-  snapshots="${SNAPSHOT_DIR:-$DATA_DIR/snapshots}"
-  mkdir -p "$DATA_DIR" "$snapshots"
-  chown "$user:$user" "$DATA_DIR" "$snapshots"
-  exec setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"
+  data="${DATA_DIR:-./.data}" # empty counts as unset, as in the service's config
+  snapshots="${SNAPSHOT_DIR:-$data/snapshots}"
+  mkdir -p "$data" "$snapshots"
+  chown "$user:" "$data" "$snapshots" # and the user's own group
+  exec setpriv --reuid="$user" --regid="$(id -g "$user")" --init-groups -- "$@"
 fi
 exec "$@"
