@@ -119,6 +119,7 @@ async function openPrivateRedis(dir: string): Promise<{ url: string; stop(): voi
     stdio: 'ignore',
   })
   const stop = () => void server.kill()
+  process.on('exit', stop) // also when the run fails before its end
   for (let attempt = 0; attempt < 100; attempt++) {
     if (await answersPing(port)) return { url: `redis://127.0.0.1:${port}`, stop }
     await new Promise((resolve) => setTimeout(resolve, 50))

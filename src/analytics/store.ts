@@ -75,9 +75,9 @@ export async function findJobRequest(sql: Sql, jobId: string): Promise<JobReques
 
 /**
  * The org of the user's oldest assignment in `role` (within `onlyOrg` when
- * given), or undefined when they have none. Oldest, as ingestion files the
- * events of a token without an org (sql/000039), so a learner reads the
- * analytics of the org their events went to.
+ * given), or undefined when they have none. Oldest, as ingestion picks among a
+ * course's assignments for a token without an org (sql/000039): a learner whose
+ * courses are all in one org reads the analytics of the org their events went to.
  */
 export async function assignmentOrg(sql: Sql, userId: string, role: AnalyticsRole, onlyOrg?: string): Promise<string | undefined> {
   const [row] = await sql<{ org_id: string }[]>`

@@ -98,6 +98,21 @@ export async function rollupTables(sql: Sql, orgId?: string): Promise<RollupTabl
  * The rollups recomputed from every raw event, written independently of the
  * worker's SQL: plain GROUP BYs over the event tables, in the same text form.
  */
+/**
+ * Waits until every transaction begun before now has ended, in the whole
+ * cluster: a rollup run's window ends at the oldest one still running
+ * (rollup_window), and other test files share the server, so a run that must
+ * see everything committed so far waits for their transactions too, as a
+ * later scheduled run would have.
+ */
+export async function olderTransactionsEnded(sql: Sql, timeoutMs = 60000): Promise<void> {
+  const [current] = await sql<{ xid: string }[]>`select pg_current_xact_id()::text as xid`
+  await eventually(async () => {
+    const [row] = await sql<{ past: boolean }[]>`select pg_snapshot_xmin(pg_current_snapshot()) > ${current!.xid}::xid8 as past`
+    return row!.past || undefined
+  }, timeoutMs, 'the transactions begun before the final rollup to end')
+}
+
 export async function recomputedRollups(sql: Sql, orgId?: string): Promise<RollupTables> {
   const org = () => (orgId === undefined ? sql`true` : sql`org_id = ${orgId}`)
   // A started or completed lesson, as one text: lessons count once per bucket however many such events it has.
