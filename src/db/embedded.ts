@@ -200,19 +200,29 @@ export async function openEmbedded(dataDir: string, log: Log = () => {}): Promis
     return { port, owned: true, registration: register(dataDir) }
   })
 
-  let done: Promise<void> | undefined
+  const stopNow = () =>
+    underClaim(dataDir, 'stop it', async () => {
+      await stopServer()
+      return true
+    })
+  const leave = () =>
+    underClaim(dataDir, 'release it', async () => {
+      fs.rmSync(opened.registration, { force: true })
+      const others = liveUsers(dataDir)
+      if (others === 0) await stopServer()
+      else if (opened.owned) log(`embedded PostgreSQL: left running for ${others} other process${others === 1 ? '' : 'es'}; the last to leave stops it`)
+      return true
+    })
+  let done: Promise<boolean> | undefined // whichever comes first, once
   return {
     url: urlFor(opened.port),
     owned: opened.owned,
-    stop: async () => (opened.owned ? (done ??= underClaim(dataDir, 'stop it', async () => (await stopServer(), true)).then(() => {})) : undefined),
-    release: () =>
-      (done ??= underClaim(dataDir, 'release it', async () => {
-        fs.rmSync(opened.registration, { force: true })
-        const others = liveUsers(dataDir)
-        if (others === 0) await stopServer()
-        else if (opened.owned) log(`embedded PostgreSQL: left running for ${others} other process${others === 1 ? '' : 'es'}; the last to leave stops it`)
-        return true
-      }).then(() => {})),
+    stop: async () => {
+      if (opened.owned) await (done ??= stopNow())
+    },
+    release: async () => {
+      await (done ??= leave())
+    },
   }
 }
 

@@ -1,7 +1,8 @@
 // Learner erasure (contract section 5), enqueued by
 // DELETE /api/v1/orgs/:orgId/users/:userId. One transaction (erase_learner in
-// sql/000011_erasure.sql, extended by 000038 and 000041): a retry after a failure starts from scratch, and a
-// repeated request finds nothing left and leaves a receipt saying so.
+// sql/000011_erasure.sql, extended by 000038 and 000041): a retry after a
+// failure starts from scratch, and a repeated request finds nothing left and
+// leaves a receipt saying so.
 import { job } from '../jobs/definition.ts'
 import type { JobRequester } from '../jobs/requester.ts'
 

@@ -4,6 +4,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { isRefreshRequester } from '../../analytics/access.ts'
+import type { Principal } from '../../auth/principal.ts'
 import { findJobRequest } from '../../analytics/store.ts'
 import { Errors } from '../../errors.ts'
 import { isRequester } from '../../jobs/requester.ts'
@@ -22,16 +23,20 @@ const JobResponse = Type.Object({
 })
 
 const jobRoutes: FastifyPluginAsync = async (app) => {
+  /** The job, if the principal asked for it: refreshes are recorded in job_requests, erasures name their requester in their data. */
+  async function requestersJob(jobId: string, principal: Principal) {
+    const refresh = await findJobRequest(app.sql, jobId)
+    if (refresh) return isRefreshRequester(principal, refresh) ? app.jobs.get(refresh.queue, jobId) : null
+    const job = await app.jobs.find(jobId)
+    return job && isRequester(job.data, principal) ? job : null
+  }
+
   app.get(
     '/api/v1/jobs/:jobId',
     { schema: { tags: ['jobs'], params: JobParams, querystring: NoQuery, response: { 200: JobResponse, '4xx': ErrorResponse } } },
     async (request) => {
       const { jobId } = request.params as Static<typeof JobParams>
-      const requested = await findJobRequest(app.sql, jobId)
-      // Jobs other routes enqueue (learner erasure) name their requester in their data.
-      const status = requested
-        ? isRefreshRequester(request.principal, requested) ? await app.jobs.get(requested.queue, jobId) : null
-        : await app.jobs.find(jobId).then((job) => (job && isRequester(job.data, request.principal) ? job : null))
+      const status = await requestersJob(jobId, request.principal)
       if (!status) throw new Errors.NOT_FOUND(`job ${jobId}`)
       return {
         state: status.state,
