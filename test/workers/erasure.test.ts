@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { recomputeUserRole } from '../../src/analytics/compute.ts'
 import { runRollup } from '../../src/workers/rollup.ts'
 import { build, seedOrg } from '../helper.ts'
@@ -26,6 +26,26 @@ async function seed(h: Awaited<ReturnType<typeof build>>) {
   t.equal(await ingestProgress(h.sql, [{ event_id: randomUUID(), occurred_at: at(3), user_id: 'alice', course_id: 'c9', lesson_id: 'l1', type: 'lesson_started', org_hint: 'org-a' }]), 'q')
   await h.sql`create table learner_notes (org_id text not null, user_id text not null, note text)`
   await h.sql`insert into learner_notes values ('org-a', 'alice', 'a'), ('org-a', 'bob', 'b'), ('org-b', 'alice', 'c')`
+}
+
+type Reserved = Awaited<ReturnType<Awaited<ReturnType<typeof build>>['sql']['reserve']>>
+
+/**
+ * Runs `work` in a transaction left open, starts erasing `userId` of org-a,
+ * then commits: did the erasure wait for that commit?
+ */
+async function erasureWaitsFor(t: Test, h: Awaited<ReturnType<typeof build>>, work: (tx: Reserved) => Promise<unknown>, userId: string): Promise<boolean> {
+  const tx = await h.sql.reserve()
+  t.teardown(() => tx.release())
+  await tx`begin`
+  await work(tx)
+  let erased = false
+  const erasure = h.sql`select erase_learner('org-a', ${userId})`.then(() => (erased = true))
+  await sleep(300)
+  const waited = !erased
+  await tx`commit`
+  await erasure
+  return waited
 }
 
 const count = async (h: Awaited<ReturnType<typeof build>>, table: string, org: string, user: string) =>
@@ -150,16 +170,8 @@ t.test('what was computed from the learner, or logged with their id, goes with t
 t.test('an erasure waits for a cohort discovery in progress, so the discovery cannot store the learner again', async (t) => {
   const h = await build(t)
   await seed(h)
-  const discovery = await h.sql.reserve()
-  t.teardown(() => discovery.release())
-  await discovery`begin`
-  await discovery`select stage_cohort_traits('org-a', now())` // alice's traits staged, not committed
-  let erased = false
-  const erasure = h.sql`select erase_learner('org-a', 'alice')`.then(() => (erased = true))
-  await sleep(300)
-  t.notOk(erased, 'the erasure waits')
-  await discovery`commit`
-  await erasure
+  // alice's traits staged, not committed
+  t.ok(await erasureWaitsFor(t, h, (discovery) => discovery`select stage_cohort_traits('org-a', now())`, 'alice'), 'the erasure waits')
   t.equal(await count(h, 'cohort_members', 'org-a', 'alice'), 0, "then removes what the discovery stored of alice's")
   t.ok(await count(h, 'cohort_members', 'org-a', 'bob'), "and keeps bob's")
 })
@@ -185,15 +197,7 @@ t.test('an erased learner’s analytics leave every API cache, and a recompute r
   // A recompute that has computed alice's analytics but not committed yet
   // (bob's stand in: the row is new, so no row lock makes the erasure wait).
   await h.sql`delete from learner_analytics where org_id = 'org-a' and user_id = 'bob'`
-  const recompute = await h.sql.reserve()
-  t.teardown(() => recompute.release())
-  await recompute`begin`
-  await recompute`select refresh_learner_analytics('org-a', 'learner', array['bob'], now())`
-  let erased = false
-  const erasure = h.sql`select erase_learner('org-a', 'bob')`.then(() => (erased = true))
-  await sleep(300)
-  t.notOk(erased, 'the erasure waits for the running recompute')
-  await recompute`commit`
-  await erasure
+  const recompute = (tx: Reserved) => tx`select refresh_learner_analytics('org-a', 'learner', array['bob'], now())`
+  t.ok(await erasureWaitsFor(t, h, recompute, 'bob'), 'the erasure waits for the running recompute')
   t.equal(await count(h, 'learner_analytics', 'org-a', 'bob'), 0, 'and then removes what it stored')
 })
