@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { openEmbedded } from '../src/db/embedded.ts'
+import { freePort, openEmbedded } from '../src/db/embedded.ts'
 import { migrate } from '../src/db/migrate.ts'
 import { createPool } from '../src/db/pool.ts'
 
@@ -126,16 +126,6 @@ async function openPrivateRedis(dir: string): Promise<{ url: string; stop(): voi
   }
   stop()
   throw new Error(`redis-server on port ${port} did not answer PING within 5 s`)
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-    probe.on('error', reject)
-  })
 }
 
 function answersPing(port: number): Promise<boolean> {

@@ -96,7 +96,8 @@ function alive(pid: number): boolean {
   }
 }
 
-function freePort(preferred = 0): Promise<number> {
+/** A free TCP port on 127.0.0.1: `preferred` when it is free (0: any). */
+export function freePort(preferred = 0): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer()
     server.once('error', (error) => (preferred ? freePort().then(resolve, reject) : reject(error)))

@@ -110,11 +110,16 @@ function ownerOf(event: unknown, principal: Principal): string | undefined {
   return named
 }
 
-/** Server time minus the client's sentAt; null without sentAt. */
-export function clockSkew(sentAt: string | undefined, receivedAt: number): number | null {
+/**
+ * Server time minus the client's sentAt; null without sentAt. A sentAt the
+ * schema admits but no clock can read (a leap second, :60) fails the request,
+ * as the same occurredAt fails its event.
+ */
+function clockSkew(sentAt: string | undefined, receivedAt: number): number | null {
   if (sentAt === undefined) return null
-  const skew = receivedAt - Date.parse(sentAt)
-  return Number.isFinite(skew) ? Math.max(-INT32_MAX, Math.min(INT32_MAX, skew)) : null
+  const sent = Date.parse(sentAt)
+  if (Number.isNaN(sent)) throw new Errors.INVALID_BODY('sentAt is not a valid date-time')
+  return Math.max(-INT32_MAX, Math.min(INT32_MAX, receivedAt - sent))
 }
 
 /**

@@ -3,7 +3,6 @@
 import type { FastifyPluginAsync } from 'fastify'
 import type { Principal } from '../../auth/principal.ts'
 import type { BatchWriter, Outcomes } from '../../ingest/writer.ts'
-import { Errors } from '../../errors.ts'
 import { prepareAnalytics, prepareProgress, type Prepared, type Stream, type TimeWindow } from '../../ingest/validate.ts'
 import { batchBody, ErrorResponse, IngestResponse, SingleEventBody, type BatchBody, type IngestResponse as Response } from '../schemas/events.ts'
 
@@ -70,8 +69,6 @@ const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, option
       },
       async (request) => {
         const body = request.body as BatchBody
-        // A leap second (:60) is RFC 3339 but no instant JavaScript can read, as for occurredAt.
-        if (body.sentAt !== undefined && Number.isNaN(Date.parse(body.sentAt))) throw new Errors.INVALID_BODY('sentAt is not a valid date-time')
         return ingest(stream, body.events, request.principal, body.sentAt)
       },
     )
