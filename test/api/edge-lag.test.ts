@@ -33,6 +33,11 @@ t.test('the lag header rises while the database is slow and falls back to 0 afte
 
   const health = await h.app.inject({ method: 'GET', url: '/api/health' })
   t.ok(health.json().progressBatchLagMs > SLO_MS, `health shows the smoothed latency: ${health.json().progressBatchLagMs}`)
+  // Contract section 4: every response carries the advice, not only ingestion's.
+  const unknown = await h.app.inject({ method: 'GET', url: '/api/no-such-route' })
+  for (const [name, res] of [['health', health], ['a 404', unknown]] as const) {
+    t.ok(Number(res.headers['x-client-queue-lag']) > 0, `${name} carries the raised advice too: ${res.headers['x-client-queue-lag']}`)
+  }
   t.ok(metric(await scrape(h.app), 'ingest_queue_lag_ms')! > 0, 'and so do the metrics')
 
   const falling: number[] = []
@@ -47,7 +52,7 @@ t.test('the lag header rises while the database is slow and falls back to 0 afte
   t.ok(total! - slowest! >= 3, `the histogram saw the three slow calls: ${total! - slowest!}`)
 })
 
-t.test('the lag header is on every ingestion response, errors included, and on no other route', async (t) => {
+t.test('the lag header is on every response: ingestion errors, reads and unknown routes', async (t) => {
   const h = await buildEdge(t)
   const alice = await h.token('alice')
   const bad = await h.post(alice, { sentAt: 'no events' })
@@ -57,5 +62,8 @@ t.test('the lag header is on every ingestion response, errors included, and on n
   t.equal(unauthorized.statusCode, 401)
   t.equal(unauthorized.headers['x-client-queue-lag'], '0')
   const read = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${alice}` } })
-  t.equal(read.headers['x-client-queue-lag'], undefined)
+  t.equal(read.headers['x-client-queue-lag'], '0')
+  const wrongMethod = await h.app.inject({ method: 'DELETE', url: '/api/client/progress/batch' })
+  t.equal(wrongMethod.statusCode, 405)
+  t.equal(wrongMethod.headers['x-client-queue-lag'], '0')
 })

@@ -417,7 +417,7 @@ export class LoadStats {
   lagWaitMs = 0
   /** 429 or 503 without a Retry-After header. */
   missingRetryAfter = 0
-  /** Responses without X-Client-Queue-Lag (contract: every ingestion response carries it). */
+  /** Responses without X-Client-Queue-Lag (contract: every response carries it). */
   missingLagHeader = 0
   /** Error answers by status and code, e.g. "503 OVERLOADED". */
   readonly errorCodes = new Map<string, number>()

@@ -1,6 +1,7 @@
 // The ingestion writer and what it measures: every call's latency feeds the
-// lag meter behind X-Client-Queue-Lag, which every ingestion response carries
-// (429 and 503 included: onSend runs for errors too). Each call first takes a
+// lag meter behind X-Client-Queue-Lag, which every response carries (contract
+// section 4; 404, 429 and 503 included: onSend runs for errors too), so a
+// client may read it from whichever answer it got last. Each call first takes a
 // slot of the shedding gate, so past its bound a batch is refused, unwritten.
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
@@ -47,8 +48,8 @@ export default fp<IngestPluginOptions>(
       if (stream && reply.statusCode === 200) metrics.countOutcomes(stream, payload as IngestResponse)
       return payload
     })
-    app.addHook('onSend', async (request, reply) => {
-      if (request.routeOptions.config.ingest) reply.header('x-client-queue-lag', String(lag.lagMs()))
+    app.addHook('onSend', async (_request, reply) => {
+      reply.header('x-client-queue-lag', String(lag.lagMs()))
     })
   },
   { name: 'ingest', dependencies: ['database', 'metrics', 'shedding'] },
