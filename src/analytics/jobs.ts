@@ -1,7 +1,7 @@
 // Learner analytics jobs: the daily batch (every user-role at DAILY_BATCH_CRON),
 // the on-demand recompute of one user-role (enqueued by the read path and the
 // manual refresh), and cohort discovery (daily, or one org on demand).
-import { job, type JobDefinition } from '../jobs/definition.ts'
+import { job, PERSONAL_JOB_KEEP_SECONDS, type JobDefinition } from '../jobs/definition.ts'
 import { discoverAllCohorts, discoverCohorts } from './cohorts.ts'
 import { DEFAULT_CHUNK_SIZE, recomputeUserRole, runDailyBatch } from './compute.ts'
 import { ANALYTICS_QUEUES, isAnalyticsRole, type UserRoleKey } from './types.ts'
@@ -42,6 +42,7 @@ export const recomputeJob = job<Partial<UserRoleKey>>({
   concurrency: 4,
   retryLimit: 2,
   expireInSeconds: 600,
+  deleteAfterSeconds: PERSONAL_JOB_KEEP_SECONDS,
   async handler(data, context) {
     const key = userRoleKey(data)
     const stored = await recomputeUserRole(context.sql, key)

@@ -67,6 +67,7 @@ function queueOptions(definition: JobDefinition): Omit<Queue, 'name' | 'policy'>
     retryBackoff: true,
     expireInSeconds: definition.expireInSeconds ?? DEFAULT_EXPIRE_SECONDS,
     heartbeatSeconds: HEARTBEAT_SECONDS,
+    ...(definition.deleteAfterSeconds === undefined ? {} : { deleteAfterSeconds: definition.deleteAfterSeconds }),
   }
 }
 

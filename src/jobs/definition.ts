@@ -29,6 +29,12 @@ export interface JobDefinition<Data extends object = object> {
   /** Seconds a run may take before it is retried. */
   expireInSeconds?: number
   /**
+   * Seconds a finished job, its data and output included, is kept before
+   * pg-boss deletes it (pg-boss's default: 7 days). Queues whose data names a
+   * learner use PERSONAL_JOB_KEEP_SECONDS.
+   */
+  deleteAfterSeconds?: number
+  /**
    * pg-boss queue policy, fixed when the queue is first created. `stately`
    * (at most one queued and one active job) suits maintenance jobs whose runs
    * must not pile up or overlap; the default `standard` queues every send.
@@ -36,6 +42,14 @@ export interface JobDefinition<Data extends object = object> {
   policy?: 'standard' | 'stately' | 'singleton'
   handler(data: Data, context: JobContext): Promise<object | void>
 }
+
+/**
+ * A job naming a learner (an erasure, a recompute) is kept an hour after it
+ * ends: long enough for its requester to read the outcome from
+ * GET /api/v1/jobs/:jobId, not the week pg-boss would keep an erased
+ * learner's id by default.
+ */
+export const PERSONAL_JOB_KEEP_SECONDS = 3600
 
 /** Erases the type of a definition's data so definitions can share a list. */
 export function job<Data extends object>(definition: JobDefinition<Data>): JobDefinition {

@@ -3,7 +3,7 @@
 // sql/000011_erasure.sql, extended by 000038 and 000041): a retry after a
 // failure starts from scratch, and a repeated request finds nothing left and
 // leaves a receipt saying so.
-import { job } from '../jobs/definition.ts'
+import { job, PERSONAL_JOB_KEEP_SECONDS } from '../jobs/definition.ts'
 import type { JobRequester } from '../jobs/requester.ts'
 
 export const ERASURE_JOB = 'erase-learner'
@@ -19,6 +19,7 @@ export const erasureJob = job<ErasureRequest>({
   name: ERASURE_JOB,
   retryLimit: 5,
   expireInSeconds: 1800,
+  deleteAfterSeconds: PERSONAL_JOB_KEEP_SECONDS,
   async handler(data, { sql, jobId }) {
     const [row] = await sql<{ removed: Record<string, number> }[]>`
       select erase_learner(${data.orgId}, ${data.userId}, ${data.requestedBy.userId}, ${jobId ?? null},
