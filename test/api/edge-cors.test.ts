@@ -26,6 +26,7 @@ t.test('a preflight from an allowed origin needs no token, is cached, and expose
   t.equal(res.statusCode, 204, 'not 401: preflights carry no token')
   t.equal(res.headers['access-control-allow-origin'], ALLOWED)
   t.equal(res.headers['access-control-max-age'], '600', 'browsers cache the preflight')
+  t.equal(res.headers['x-client-queue-lag'], '0', 'a preflight is a response too: it carries the lag advice')
   const exposed = String(res.headers['access-control-expose-headers']).toLowerCase().split(/,\s*/)
   for (const name of ['x-client-queue-lag', 'retry-after', 'x-request-id', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset']) {
     t.ok(exposed.includes(name), `exposes ${name}`)
