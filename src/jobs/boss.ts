@@ -68,6 +68,7 @@ function queueOptions(definition: JobDefinition): Omit<Queue, 'name' | 'policy'>
     expireInSeconds: definition.expireInSeconds ?? DEFAULT_EXPIRE_SECONDS,
     heartbeatSeconds: HEARTBEAT_SECONDS,
     ...(definition.deleteAfterSeconds === undefined ? {} : { deleteAfterSeconds: definition.deleteAfterSeconds }),
+    ...(definition.retentionSeconds === undefined ? {} : { retentionSeconds: definition.retentionSeconds }),
   }
 }
 

@@ -34,6 +34,8 @@ export interface JobDefinition<Data extends object = object> {
    * learner use PERSONAL_JOB_KEEP_SECONDS.
    */
   deleteAfterSeconds?: number
+  /** Seconds a job may wait for a worker before pg-boss deletes it unrun (pg-boss's default: 14 days). */
+  retentionSeconds?: number
   /**
    * pg-boss queue policy, fixed when the queue is first created. `stately`
    * (at most one queued and one active job) suits maintenance jobs whose runs
@@ -44,12 +46,13 @@ export interface JobDefinition<Data extends object = object> {
 }
 
 /**
- * A job naming a learner (an erasure, a recompute) is kept an hour after it
+ * A job naming a learner (an erasure, a recompute) is kept a day after it
  * ends: long enough for its requester to read the outcome from
- * GET /api/v1/jobs/:jobId, not the week pg-boss would keep an erased
- * learner's id by default.
+ * GET /api/v1/jobs/:jobId the next morning, not the week pg-boss would keep
+ * an erased learner's id by default. (Every run, failed ones included, is
+ * also in worker_runs, without the user id, for the retention window.)
  */
-export const PERSONAL_JOB_KEEP_SECONDS = 3600
+export const PERSONAL_JOB_KEEP_SECONDS = 24 * 3600
 
 /** Erases the type of a definition's data so definitions can share a list. */
 export function job<Data extends object>(definition: JobDefinition<Data>): JobDefinition {

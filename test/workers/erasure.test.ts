@@ -92,11 +92,15 @@ t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a wo
   t.match((await follow(admin)).json(), { state: 'completed' })
   t.match(done.output, { orgId: 'org-a', rowsRemoved: { progress_events: 7, analytics_events: 3, dead_letter_events: 1, learner_notes: 1 } })
   t.notOk('userId' in (done.output ?? {}), 'the run names no user: worker_runs keeps it')
-  // pg-boss keeps finished jobs, data included, for its queue's deletion window.
+  // pg-boss keeps finished jobs, data included, for its queue's deletion
+  // window, and deletes a job still waiting for a worker after its retention.
   const windows = await h.sql<{ name: string; deletion_seconds: number }[]>`
     select name, deletion_seconds from pgboss.queue where name in ('erase-learner', 'analytics-recompute') order by name`
-  t.same(windows.map((queue) => [queue.name, queue.deletion_seconds]), [['analytics-recompute', 3600], ['erase-learner', 3600]],
-    'jobs whose data names the learner are deleted an hour after they end, not after pg-boss\'s week')
+  t.same(windows.map((queue) => [queue.name, queue.deletion_seconds]), [['analytics-recompute', 86400], ['erase-learner', 86400]],
+    'jobs whose data names the learner are deleted a day after they end, not after pg-boss\'s week')
+  const [queued] = await h.sql<{ years: number }[]>`
+    select extract(epoch from keep_until - created_on) / (365 * 86400) as years from pgboss.job where id = ${jobId}`
+  t.ok(queued!.years >= 1, `a queued erasure is not deleted unrun after pg-boss's 14 days: it could wait ${queued!.years} years`)
 
   for (const table of ['progress_events', 'analytics_events', 'user_lesson_progress', 'user_course_progress', 'learner_notes', 'org_rollup_learners']) {
     t.equal(await count(h, table, 'org-a', 'alice'), 0, `nothing of alice in ${table}`)
