@@ -4,7 +4,8 @@
 // the document would show events of no shape; and their headers and refusals
 // come from plugins. This fills in the event schemas (the same TypeBox
 // definitions the per-event validator compiles), X-Client-Queue-Depth,
-// X-Client-Queue-Lag and Retry-After, and the statuses by name.
+// X-Client-Queue-Lag (on every route's responses) and Retry-After, and the
+// statuses by name.
 import { AnalyticsEvent, ErrorResponse, ProgressEvent } from './schemas/events.ts'
 
 type Json = Record<string, unknown>
@@ -76,6 +77,14 @@ export function describeIngestion({ openapiObject }: { openapiObject: Json }): J
     post.responses = {
       200: { ...ok, description: 'every event accounted for once: accepted, duplicates, deferred or rejected by index', headers: { 'X-Client-Queue-Lag': LAG } },
       ...REFUSALS,
+    }
+  }
+  // Every response carries the lag advice (contract section 4), reads included.
+  for (const operations of Object.values(document.paths)) {
+    for (const operation of Object.values(operations)) {
+      for (const response of Object.values((operation.responses ?? {}) as Record<string, Json>)) {
+        response.headers = { 'X-Client-Queue-Lag': LAG, ...(response.headers as Json | undefined) }
+      }
     }
   }
   return document

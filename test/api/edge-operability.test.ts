@@ -90,6 +90,8 @@ t.test('the OpenAPI document lists the ingestion routes with their schemas', asy
   t.match(batch.parameters, [{ in: 'header', name: 'X-Client-Queue-Depth' }])
   t.same(Object.keys(batch.responses).sort(), ['200', '400', '401', '403', '413', '415', '429', '503'], 'each refusal by its status')
   t.ok(batch.responses['200'].headers['X-Client-Queue-Lag'] && batch.responses['503'].headers['Retry-After'], 'with the lag and Retry-After headers')
+  const progress = doc.paths['/api/v1/progress/me'].get
+  t.ok(progress.responses['200'].headers['X-Client-Queue-Lag'], 'reads document the lag header too: every response carries it')
   t.same(doc.security, [{ bearer: [] }], 'routes need a bearer token')
   t.same(doc.paths['/api/health']?.get?.security, [], 'but not the health check')
   t.notOk(doc.paths['/metrics'], '/metrics is not part of the API document')
