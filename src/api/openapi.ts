@@ -36,7 +36,7 @@ const LAG = header('milliseconds the client should add before its next flush (0 
 const RETRY_AFTER = header('seconds to wait before retrying', { type: 'integer', minimum: 1 })
 const error = (description: string, retry = false) => ({
   description,
-  headers: { 'X-Client-Queue-Lag': LAG, ...(retry ? { 'Retry-After': RETRY_AFTER } : {}) },
+  ...(retry ? { headers: { 'Retry-After': RETRY_AFTER } } : {}),
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 })
 const REFUSALS = {
@@ -75,11 +75,12 @@ export function describeIngestion({ openapiObject }: { openapiObject: Json }): J
     ]
     const ok = post.responses['200'] as Json
     post.responses = {
-      200: { ...ok, description: 'every event accounted for once: accepted, duplicates, deferred or rejected by index', headers: { 'X-Client-Queue-Lag': LAG } },
+      200: { ...ok, description: 'every event accounted for once: accepted, duplicates, deferred or rejected by index' },
       ...REFUSALS,
     }
   }
-  // Every response carries the lag advice (contract section 4), reads included.
+  // Every response carries the lag advice (contract section 4), reads and
+  // ingestion's refusals alike: added here once rather than route by route.
   for (const operations of Object.values(document.paths)) {
     for (const operation of Object.values(operations)) {
       for (const response of Object.values((operation.responses ?? {}) as Record<string, Json>)) {

@@ -7,7 +7,7 @@ import { job, PERSONAL_JOB_KEEP_SECONDS } from '../jobs/definition.ts'
 import type { JobRequester } from '../jobs/requester.ts'
 
 export const ERASURE_JOB = 'erase-learner'
-/** How long a queued erasure waits for a worker: ten years, in effect for ever. */
+/** Ten years: a queued erasure waits for a worker, in effect, for ever. */
 const ERASURE_WAITS_SECONDS = 10 * 365 * 24 * 3600
 
 export interface ErasureRequest {
@@ -22,8 +22,8 @@ export const erasureJob = job<ErasureRequest>({
   retryLimit: 5,
   expireInSeconds: 1800,
   deleteAfterSeconds: PERSONAL_JOB_KEEP_SECONDS,
-  // An accepted erasure must run, however long the workers are down; pg-boss
-  // would otherwise delete it unrun after 14 days.
+  // An accepted erasure must run however long the workers are down, not be
+  // deleted unrun after pg-boss's 14 days.
   retentionSeconds: ERASURE_WAITS_SECONDS,
   async handler(data, { sql, jobId }) {
     const [row] = await sql<{ removed: Record<string, number> }[]>`
