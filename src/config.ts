@@ -7,6 +7,7 @@ import path from 'node:path'
 import { CronExpressionParser } from 'cron-parser'
 import { Type, type Static, type TInteger } from 'typebox'
 import { Value } from 'typebox/value'
+import { readConnectionUrl } from './db/connection-url.ts'
 import { loadDevSecrets } from './dev-secrets.ts'
 
 const DAY_MS = 86400000
@@ -101,7 +102,15 @@ function urlProblem(value: string): string | undefined {
  * the same way, so a bad one is this one line rather than a crash at first use.
  */
 const CHECKS: { [K in keyof RawConfig]?: (value: string) => string | undefined } = {
-  DATABASE_URL: urlProblem,
+  DATABASE_URL: (value) => {
+    if (!URL.canParse(value)) return urlProblem(value)
+    try {
+      readConnectionUrl(value)
+      return undefined
+    } catch (error) {
+      return (error as Error).message
+    }
+  },
   // An IP address or a name; whether a name resolves is only known at listen (src/api/server.ts).
   HOST: (value) =>
     net.isIP(value) || (/^[\w.-]+$/.test(value) && !/^[\d.]+$/.test(value)) ? undefined : 'must be an IP address or a host name',

@@ -105,6 +105,19 @@ t.test('URLs must parse, and one that may hold a password is not echoed', async 
   t.equal(loadConfig({ ...secret, DATABASE_URL: 'postgresql://u:p%40ss@db.example:5432/app?sslmode=require', REDIS_URL: 'rediss://:pw@cache:6380/0' }).embedded, false)
 })
 
+t.test("DATABASE_URL's TLS parameters are read at start (test/db/tls.test.ts connects with them)", async (t) => {
+  const url = (query: string) => ({ AUTH_JWT_SECRET: 'x'.repeat(32), DATABASE_URL: `postgres://app:hunter2@db.example/app?${query}` })
+  t.match(refusal(url('sslmode=verify_full')), /^Invalid configuration: DATABASE_URL has sslmode=verify_full: use one of disable, allow, prefer, require, verify-ca, verify-full$/)
+  // Neon's connection strings ask for it; neither driver can do it, and ignoring it would drop what it protects.
+  t.match(refusal(url('sslmode=require&channel_binding=require')), /DATABASE_URL asks for channel_binding=require, .* use sslmode=verify-full/)
+  const unreadable = refusal(url('sslmode=verify-full&sslrootcert=/no/such/root.crt'))
+  t.match(unreadable, /^Invalid configuration: DATABASE_URL names sslrootcert=\/no\/such\/root.crt, which cannot be read \(ENOENT\)$/)
+  t.notMatch(unreadable, /hunter2/)
+  for (const query of ['sslmode=require', 'sslmode=prefer&channel_binding=prefer', 'sslmode=disable&uselibpqcompat=true', 'sslrootcert=system']) {
+    t.equal(loadConfig(url(query)).embedded, false, query)
+  }
+})
+
 t.test('HOST is an IP address or a host name', async (t) => {
   for (const value of [' ', '999.1.1.1', 'not a host!', 'http://example.com', '[::1]']) {
     t.match(refusal({ HOST: value }), /^Invalid configuration: HOST must be an IP address or a host name/, JSON.stringify(value))

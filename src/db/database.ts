@@ -35,6 +35,16 @@ function tlsRefused(error: unknown): boolean {
   return code === 'ERR_SSL_WRONG_VERSION_NUMBER' || /before secure TLS connection was established/.test(message ?? '')
 }
 
+// Node's codes for a certificate it could not verify (an unknown root, a name
+// that does not match, an expired one): TLS worked, trust did not.
+function certificateRefused(error: unknown): boolean {
+  const { code } = (error ?? {}) as { code?: string }
+  return typeof code === 'string' && /CERT|ERR_TLS/.test(code)
+}
+
+const UNTRUSTED =
+  "the server's certificate is not trusted (%s): name its root certificate in DATABASE_URL with sslrootcert=<file>, or use sslmode=require to encrypt without verifying"
+
 /** An error's message in one line: OpenSSL's end in a newline, which would print a blank one. */
 function firstLine(error: unknown): string {
   return String((error as Error | undefined)?.message ?? error).trim().split('\n')[0]!
@@ -42,7 +52,8 @@ function firstLine(error: unknown): string {
 
 /** The line a process stops with when its database fails it at start (see exitAtStart). */
 export function cannotUseDatabase(database: DatabaseLocation, error: unknown): string {
-  return `cannot use the database${database.embedded ? '' : ' at DATABASE_URL'}: ${tlsRefused(error) ? NO_TLS : firstLine(error)}`
+  const reason = tlsRefused(error) ? NO_TLS : certificateRefused(error) ? UNTRUSTED.replace('%s', firstLine(error)) : firstLine(error)
+  return `cannot use the database${database.embedded ? '' : ' at DATABASE_URL'}: ${reason}`
 }
 
 // Socket failures and postgres.js's codes for a connection that failed or was lost.
@@ -56,7 +67,7 @@ const CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'CONNECT_TIMEOUT', 'CON
  */
 export function startFailure(database: DatabaseLocation, error: unknown, what: string): string {
   const { severity, code, syscall } = (error ?? {}) as { severity?: unknown; code?: string; syscall?: string }
-  const fromDatabase = typeof severity === 'string' || CONNECTION_CODES.has(code ?? '') || syscall === 'connect' || tlsRefused(error)
+  const fromDatabase = typeof severity === 'string' || CONNECTION_CODES.has(code ?? '') || syscall === 'connect' || tlsRefused(error) || certificateRefused(error)
   return fromDatabase ? cannotUseDatabase(database, error) : `cannot start ${what}: ${firstLine(error)}`
 }
 

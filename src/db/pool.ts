@@ -1,6 +1,7 @@
 // postgres.js clients. Parameters are always bound; errors keep parameter
 // values out of logs (postgres.js does not print them).
 import postgres from 'postgres'
+import { readConnectionUrl } from './connection-url.ts'
 
 export type Sql = postgres.Sql
 
@@ -18,8 +19,10 @@ export interface PoolOptions {
   maxReconnectDelay?: number
 }
 
-export function createPool(url: string, options: PoolOptions = {}): Sql {
+export function createPool(databaseUrl: string, options: PoolOptions = {}): Sql {
+  const { url, ssl } = readConnectionUrl(databaseUrl)
   return postgres(url, {
+    ssl,
     max: options.max ?? 10,
     connect_timeout: options.connectTimeout ?? 5,
     idle_timeout: 60,

@@ -6,6 +6,7 @@
 // advisory lock, so any number of processes may start at once.
 import { PgBoss, type Queue } from 'pg-boss'
 import type { Config } from '../config.ts'
+import { readConnectionUrl } from '../db/connection-url.ts'
 import { throttled } from '../throttled.ts'
 import type { JobDefinition } from './definition.ts'
 
@@ -35,8 +36,11 @@ export type QueueErrorReport = (error: Error, occurrences: number) => void
 
 export async function startBoss(options: BossOptions): Promise<PgBoss> {
   const worker = options.role === 'worker'
+  // The URL's TLS parameters as the pools read them (node-postgres alone would verify on sslmode=require).
+  const { url, pgSsl } = readConnectionUrl(options.url)
   const boss = new PgBoss({
-    connectionString: options.url,
+    connectionString: url,
+    ssl: pgSsl,
     schema: BOSS_SCHEMA,
     max: options.max ?? (worker ? 4 : 2),
     application_name: options.applicationName ?? `learning-events-${options.role}`,
