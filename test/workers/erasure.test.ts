@@ -210,3 +210,35 @@ t.test('an erased learner’s analytics leave every API cache, and a recompute r
   t.ok(await erasureWaitsFor(t, h, recompute, 'bob'), 'the erasure waits for the running recompute')
   t.equal(await count(h, 'learner_analytics', 'org-a', 'bob'), 0, 'and then removes what it stored')
 })
+
+t.test('a batch naming the learner commits before the erasure starts, or starts after it ends', async (t) => {
+  const h = await build(t)
+  await seed(h)
+  const lessonOf = async (user: string) =>
+    (await h.sql<{ status: string; time_spent_ms: number; event_count: number }[]>`
+      select status, time_spent_ms, event_count from user_lesson_progress
+      where org_id = 'org-a' and user_id = ${user} and course_id = 'c2' and lesson_id = 'l5'`)[0]
+  const completed = (user: string) =>
+    ({ event_id: randomUUID(), occurred_at: at(1), user_id: user, course_id: 'c2', lesson_id: 'l5', type: 'lesson_completed' as const, time_spent_ms: 5000, org_hint: 'org-a' })
+
+  // A batch written, not yet committed: before, the erasure's delete of events
+  // missed it and its later deletes took the progress built from it.
+  const batch = (tx: Reserved) => ingestProgress(tx, [completed('alice')])
+  t.ok(await erasureWaitsFor(t, h, batch, 'alice'), 'the erasure waits for the batch')
+  t.equal(await count(h, 'progress_events', 'org-a', 'alice'), 0, "the batch's event is erased with the rest")
+  t.equal(await lessonOf('alice'), undefined, 'and so is the progress built from it')
+
+  // An erasure running, not yet committed: a batch for the learner waits, then builds on nothing.
+  const erasure = await h.sql.reserve()
+  t.teardown(() => erasure.release())
+  await erasure`begin`
+  await erasure`select erase_learner('org-a', 'bob')`
+  let written = false
+  const write = ingestProgress(h.sql, [completed('bob')]).then((outcomes) => ((written = true), outcomes))
+  await sleep(300)
+  t.notOk(written, 'the batch waits for the erasure')
+  await erasure`commit`
+  t.equal(await write, 'a')
+  t.equal(await count(h, 'progress_events', 'org-a', 'bob'), 1, 'only the new event is stored')
+  t.same(await lessonOf('bob'), { status: 'completed', time_spent_ms: 5000, event_count: 1 }, 'and the progress is its fold')
+})
