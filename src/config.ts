@@ -22,6 +22,8 @@ export const ConfigSchema = Type.Object({
   DATA_DIR: Type.String({ default: './.data', minLength: 1 }),
   HOST: Type.String({ default: '127.0.0.1', minLength: 1 }),
   PORT: Integer(3000, 0, 65535),
+  // GET /metrics on this port instead of PORT (on HOST), for a scraper on a private network; unset = on PORT.
+  METRICS_PORT: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 }) as Bounded),
   AUTH_JWT_SECRET: Type.Optional(Type.String({ minLength: 32 })),
   AUTH_JWKS_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   AUTH_ISSUER: Type.Optional(Type.String({ minLength: 1 })),

@@ -47,7 +47,7 @@ function refusal(env: Record<string, string>): string | undefined {
 t.test('integers are plain decimal digits, never coerced', async (t) => {
   const integers = Object.entries(ConfigSchema.properties).filter(([, schema]) => Type.IsInteger(schema)).map(([name]) => name)
   t.same(integers, [
-    'PORT', 'MAX_BATCH_EVENTS', 'MAX_BATCH_BYTES', 'RATE_LIMIT_BATCHES_PER_SECOND', 'LAG_SLO_MS', 'RETENTION_DAYS',
+    'PORT', 'METRICS_PORT', 'MAX_BATCH_EVENTS', 'MAX_BATCH_BYTES', 'RATE_LIMIT_BATCHES_PER_SECOND', 'LAG_SLO_MS', 'RETENTION_DAYS',
     'PARTITIONS_AHEAD_DAYS', 'MAX_FUTURE_MS', 'STALE_AFTER_MS', 'DB_POOL_MAX',
   ], 'every integer variable of the schema')
   for (const name of integers) {
@@ -56,6 +56,8 @@ t.test('integers are plain decimal digits, never coerced', async (t) => {
     }
   }
   t.equal(refusal({ PORT: '80.9' }), 'Invalid configuration: PORT must be a whole number from 0 to 65535 (got "80.9")')
+  t.equal(refusal({ METRICS_PORT: '0' }), 'Invalid configuration: METRICS_PORT must be a whole number from 1 to 65535 (got "0")')
+  t.equal(loadConfig({}).METRICS_PORT, undefined, 'unset: /metrics stays on PORT')
   t.match(loadConfig({ PORT: '0', MAX_BATCH_EVENTS: '0050', LAG_SLO_MS: '600000' }), { PORT: 0, MAX_BATCH_EVENTS: 50, LAG_SLO_MS: 600000 }, 'digits, leading zeros too')
   t.match(refusal({ LAG_SLO_MS: '600001' }), /LAG_SLO_MS must be a whole number from 1 to 600000/, 'the bounds are in the line')
   // Booleans keep what they accepted: true/false and 1/0, in any case.

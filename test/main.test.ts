@@ -78,6 +78,20 @@ t.test('a taken port stops npm start with one line, and the embedded server it s
   t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server it started was stopped')
 })
 
+t.test('a taken METRICS_PORT stops npm start with one line naming it', async (t) => {
+  const taken = net.createServer().listen(0, '127.0.0.1')
+  await once(taken, 'listening')
+  t.teardown(() => taken.close())
+  const port = (taken.address() as net.AddressInfo).port
+  const { child, dataDir } = startMain(t, 0, { METRICS_PORT: String(port) })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => (stderr += chunk))
+  const [code] = await once(child, 'exit')
+  t.equal(code, 1, 'exits 1')
+  t.equal(stderr, `cannot listen on 127.0.0.1:${port}: the address is in use (another process listens there: stop it, or set METRICS_PORT)\n`)
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'the embedded server it started was stopped')
+})
+
 t.test('a HOST that does not resolve stops npm start with one line naming HOST, and the embedded server with it', async (t) => {
   const { child, dataDir } = startMain(t, 0, { HOST: 'no.such.host.invalid' })
   let stderr = ''

@@ -50,7 +50,7 @@ export type AppConfig = Pick<
   | 'CORS_ORIGINS'
 > &
   // Optional so that callers building the app by hand get the schema defaults.
-  Partial<Pick<Config, 'STALE_AFTER_MS' | 'REFRESH_LIMIT'>>
+  Partial<Pick<Config, 'STALE_AFTER_MS' | 'REFRESH_LIMIT' | 'METRICS_PORT'>>
 
 /** Edge-protection knobs that are not environment settings (docs/edge.md). */
 export interface EdgeOptions {
@@ -126,7 +126,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Before auth: their onRequest hooks run first, so 401s still carry CORS
   // headers and an overloaded process refuses before verifying tokens.
   const edge = options.edge ?? {}
-  await app.register(metricsPlugin, { processMetrics: edge.processMetrics ?? true })
+  await app.register(metricsPlugin, { processMetrics: edge.processMetrics ?? true, route: config.METRICS_PORT === undefined })
   await app.register(corsPlugin, { origins: parseOrigins(config.CORS_ORIGINS) })
   await app.register(sheddingPlugin, {
     poolMax: config.DB_POOL_MAX,

@@ -14,6 +14,8 @@ declare module 'fastify' {
 export interface MetricsPluginOptions {
   /** Process metrics (memory, CPU, event-loop lag, GC); on by default. */
   processMetrics?: boolean
+  /** Serve GET /metrics on the app; off when METRICS_PORT serves it instead (src/api/server.ts). */
+  route?: boolean
 }
 
 /** Requests that matched no route share one label, so scanners cannot blow up cardinality. */
@@ -49,10 +51,12 @@ export default fp<MetricsPluginOptions>(
       duration.observe(labels, reply.elapsedTime / 1000)
     })
 
-    app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
-      reply.type(registry.contentType)
-      return registry.metrics()
-    })
+    if (options.route ?? true) {
+      app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
+        reply.type(registry.contentType)
+        return registry.metrics()
+      })
+    }
   },
   { name: 'metrics' },
 )
