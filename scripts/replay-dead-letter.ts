@@ -7,4 +7,4 @@ import { runJobScript } from './job-script.ts'
 parseCliArgs('usage: npm run replay:dead-letter', { options: {} })
 
 await runJobScript<ReplaySummary>(replayJob, (result) =>
-  `replay: ${result.replayed} replayed (${result.accepted} accepted, ${result.duplicates} duplicates); ${result.waiting} still waiting for an assignment${result.complete ? '' : '; stopped early'}`)
+  `replay: ${result.replayed} replayed (${result.accepted} accepted, ${result.duplicates} duplicates); ${result.tooOld} discarded as too_old; ${result.waiting} still waiting for an assignment${result.complete ? '' : '; stopped early'}`)

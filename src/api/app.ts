@@ -175,7 +175,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     maxBatchEvents: config.MAX_BATCH_EVENTS,
     window: { retentionDays: config.RETENTION_DAYS, maxFutureMs: config.MAX_FUTURE_MS },
   })
-  await app.register(adminRoutes)
+  await app.register(adminRoutes, { retentionDays: config.RETENTION_DAYS })
   await app.register(progressRoutes)
   await app.register(rollupRoutes)
   await app.register(erasureRoutes)

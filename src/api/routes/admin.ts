@@ -44,10 +44,23 @@ function lastWins<Item>(items: Item[], key: (item: Item) => string): Item[] {
   return [...new Map(items.map((item) => [key(item), item])).values()]
 }
 
+/** Dead letters per stream per replay call (the old default of replay_dead_letter). */
+const REPLAY_CHUNK = 1000
+
 /** Replays at most this many rounds inline; the worker's schedule does the rest. */
 const MAX_INLINE_REPLAY_ROUNDS = 10
 
-const adminRoutes: FastifyPluginAsync = async (app) => {
+export interface AdminRoutesOptions {
+  /**
+   * RETENTION_DAYS: a replayed dead letter older than this is discarded as
+   * too_old. Without it, only those whose day has no partition are (the replay
+   * cannot tell an old one whose partition retention has not dropped yet).
+   */
+  retentionDays?: number
+}
+
+const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, options) => {
+  const retentionDays = options.retentionDays ?? null
   const requireAdmin = (principal: Parameters<typeof canAdministerOrg>[0], orgId: string) => {
     if (!canAdministerOrg(principal, orgId)) throw new Errors.FORBIDDEN(`an admin or service token of org ${orgId} is required`)
   }
@@ -102,11 +115,26 @@ const adminRoutes: FastifyPluginAsync = async (app) => {
         on conflict (org_id, user_id, course_id) do update set role = excluded.role`
       const users = [...new Set(assignments.map((a) => a.userId))]
       const replayed = { progress: 0, analytics: 0 }
-      for (let round = 0; round < MAX_INLINE_REPLAY_ROUNDS; round++) {
-        const rows = await app.sql<{ stream: 'progress' | 'analytics'; replayed: number }[]>`
-          select stream, replayed from replay_dead_letter(${users}::text[])`
-        for (const row of rows) replayed[row.stream] += row.replayed
-        if (rows.length === 0) break
+      let tooOld = 0
+      // The assignments are committed: whatever the replay meets, the answer is
+      // theirs. A replay that fails leaves its chunk in the dead-letter table
+      // (its transaction rolled back) for the worker's replay job.
+      try {
+        for (let round = 0; round < MAX_INLINE_REPLAY_ROUNDS; round++) {
+          const rows = await app.sql<{ stream: 'progress' | 'analytics'; replayed: number; too_old: number }[]>`
+            select stream, replayed, too_old
+            from replay_dead_letter(${users}::text[], ${REPLAY_CHUNK}::int, ${retentionDays}::int)`
+          for (const row of rows) {
+            replayed[row.stream] += row.replayed
+            tooOld += row.too_old
+          }
+          if (rows.length === 0) break
+        }
+      } catch (error) {
+        request.log.error({ err: error, orgId, users: users.length }, 'dead-letter replay after an assignment upsert failed; left to the replay job')
+      }
+      if (tooOld > 0) {
+        request.log.warn({ orgId, tooOld, retentionDays }, 'dead letters older than RETENTION_DAYS (or without a partition) discarded as too_old')
       }
       return { upserted: result.count, replayed }
     },
