@@ -13,6 +13,9 @@ export const Errors = {
   TOO_MANY_EVENTS: createError('TOO_MANY_EVENTS', 'A batch may hold at most %s events', 400),
   UNAUTHORIZED: createError('UNAUTHORIZED', 'Authentication required: %s', 401),
   FORBIDDEN: createError('FORBIDDEN', 'Not allowed: %s', 403),
+  // Its own code because it alone is one event's fault: a client (the SDK) can
+  // find that event and drop it, where any other 403 keeps its events.
+  FOREIGN_USER: createError('FOREIGN_USER', 'Not allowed: %s', 403),
   NOT_FOUND: createError('NOT_FOUND', 'Not found: %s', 404),
   METHOD_NOT_ALLOWED: createError('METHOD_NOT_ALLOWED', 'Method not allowed: %s', 405),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'Request body is larger than %s bytes', 413),

@@ -42,7 +42,7 @@ const error = (description: string, retry = false) => ({
 const REFUSALS = {
   400: error('INVALID_JSON, INVALID_BODY, INVALID_TEXT, TOO_MANY_EVENTS or INVALID_HEADER: nothing was written'),
   401: error('UNAUTHORIZED: missing, malformed, expired or wrongly signed token'),
-  403: error("FORBIDDEN: a learner sending another user's events"),
+  403: error("FOREIGN_USER: a learner sending another user's events; FORBIDDEN: another org's data"),
   413: error('PAYLOAD_TOO_LARGE: body over MAX_BATCH_BYTES'),
   415: error('UNSUPPORTED_MEDIA_TYPE: not application/json'),
   429: error('RATE_LIMITED: over RATE_LIMIT_BATCHES_PER_SECOND', true),

@@ -50,11 +50,5 @@ export function takeChunk<T extends Sized>(items: readonly T[], maxEvents: numbe
   return items.slice(0, count)
 }
 
-/** Two halves, to find the one event a 400/403/413 is about. */
-export function halve<T>(items: readonly T[]): [T[], T[]] {
-  const middle = Math.ceil(items.length / 2)
-  return [items.slice(0, middle), items.slice(middle)]
-}
-
 /** Whether a body this size may be sent with keepalive, given the bytes already in flight. */
 export const fitsKeepalive = (bytes: number, inFlightBytes: number): boolean => bytes + inFlightBytes <= KEEPALIVE_BUDGET_BYTES

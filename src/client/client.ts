@@ -37,6 +37,8 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
   if (typeof options?.endpoint !== 'string' || typeof options.getToken !== 'function') {
     throw new TypeError('createIngestClient: endpoint (string) and getToken (function) are required')
   }
+  // Added to every analytics event: a bad one would have the server reject them all.
+  if (options.sessionId !== undefined && !isId(options.sessionId)) throw new TypeError('createIngestClient: sessionId must be 1-128 characters')
   const settings: QueueSettings = {
     maxBatchEvents: positive(options.maxBatchEvents, 100, 'maxBatchEvents'),
     maxBatchBytes: positive(options.maxBatchBytes, 262144, 'maxBatchBytes'),
@@ -178,8 +180,9 @@ export function createIngestClient(options: IngestClientOptions): IngestClient {
     },
 
     track(eventName: string, properties?: Properties, context: AnalyticsContext = {}) {
-      if (typeof eventName !== 'string' || !NAME.test(eventName)) {
-        return Promise.reject(new TypeError('track: name must match [a-z0-9_.:-]{1,64}'))
+      // A null context must reject like any bad input, not throw reading it.
+      if (typeof eventName !== 'string' || !NAME.test(eventName) || typeof context !== 'object' || !context) {
+        return Promise.reject(new TypeError('track: name must match [a-z0-9_.:-]{1,64}, and context be an object'))
       }
       return enqueue('analytics', {
         eventId: uuid(),

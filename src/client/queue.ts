@@ -5,7 +5,7 @@
 // - an event leaves storage only when the server accounted for it;
 // - nothing is sent before the pacing gate (Retry-After, backoff, server lag),
 //   which lives in IndexedDB so every tab and the next page load obey it.
-import { bodyBytes, encodeBody, halve, KEEPALIVE_BUDGET_BYTES, takeChunk, type Sized } from './chunking.ts'
+import { bodyBytes, encodeBody, KEEPALIVE_BUDGET_BYTES, takeChunk, type Sized } from './chunking.ts'
 import { withLock } from './lock.ts'
 import { classify, type RejectedEvent } from './outcome.ts'
 import {
@@ -33,7 +33,8 @@ export interface QueueContext {
   settings: QueueSettings
 }
 
-const fieldsOf = (record: StoredEvent) => JSON.parse(record.json) as { eventId?: string; userId?: string }
+/** setTimeout's longest delay; a longer one fires at once, which would make a busy loop. */
+const MAX_TIMEOUT_MS = 2 ** 31 - 1
 
 export class StreamQueue {
   readonly stream: Stream
@@ -53,13 +54,13 @@ export class StreamQueue {
   private readonly local = new Map<number, StoredEvent>()
   private otherTabHolds = false
   /**
-   * Events per chunk while a refused chunk is being halved: the half to send
-   * next, which is at the head of the queue (what came before it is settled).
-   * A 429 or an outage in the middle of the halving then resumes from there
-   * instead of from a whole chunk again, which a rate limit of a few requests
-   * a second would otherwise refuse at the same depth every time. Back to
-   * unlimited once the event at fault is dropped alone; it stays at the size
-   * that worked when a whole-size chunk was simply too large (400, 413).
+   * The most events per chunk, halved by each refusal that a smaller chunk may
+   * pass or isolate (outcome.ts). Every chunk is cut to it, the rest of a
+   * halved one too, so a server with smaller limits is not sent a too-large
+   * chunk again; and a 429 or an outage in the middle of the halving resumes
+   * from there instead of from a whole chunk. Back to unlimited once the
+   * event at fault is dropped alone; it stays at the size that worked when a
+   * whole chunk was simply too large (400 TOO_MANY_EVENTS, 413).
    */
   private chunkLimit = Infinity
   private timer: ReturnType<typeof setTimeout> | undefined
@@ -110,7 +111,7 @@ export class StreamQueue {
       this.timer = undefined
       this.timerAt = Infinity
       void this.flush()
-    }, Math.max(0, at - Date.now()))
+    }, Math.min(MAX_TIMEOUT_MS, Math.max(0, at - Date.now()))) // fired early, drain schedules again
   }
 
   /**
@@ -167,7 +168,7 @@ export class StreamQueue {
     }
   }
 
-  /** Sends one chunk (halving it on 400/403/413). True when every event in it was settled. */
+  /** Sends one chunk. True when the queue may go on: its events were settled, or it is to be halved. */
   private async send(chunk: StoredEvent[], depth: number): Promise<boolean> {
     let reply: Reply | undefined
     try {
@@ -192,27 +193,19 @@ export class StreamQueue {
         this.reject(verdict.rejected.map(({ eventId, code, message }: RejectedEvent) => ({ ...(eventId ? { eventId } : {}), code, message })))
         await this.settle(chunk.map((record) => record.seq), { kind: 'answered', ...seen })
         return true
-      case 'split': {
-        // A 403 can only be about an event naming another user; without one it is
-        // about the token, and dropping events one by one would lose them all.
-        if (reply.status === 403 && !chunk.some((record) => fieldsOf(record).userId !== undefined)) {
-          this.retries++
-          await this.settle([], { kind: 'failed', ...seen })
-          return false
-        }
-        if (chunk.length === 1) {
-          // This event alone fails the request: it can never be sent.
-          const { eventId } = fieldsOf(chunk[0]!)
-          this.reject([{ ...(eventId ? { eventId } : {}), code: verdict.code, message: verdict.message }])
-          await this.settle([chunk[0]!.seq], { kind: 'answered', ...seen })
-          this.chunkLimit = Infinity
-          return true
-        }
-        await this.settle([], { kind: 'answered', ...seen })
-        const [first, second] = halve(chunk)
-        this.chunkLimit = first.length
-        return (await this.send(first, depth)) && (await this.send(second, depth))
+      case 'drop': {
+        // Refused for this event alone: it can never be sent.
+        const { eventId } = JSON.parse(chunk[0]!.json) as { eventId?: string }
+        this.reject([{ ...(eventId ? { eventId } : {}), code: verdict.code, message: verdict.message }])
+        await this.settle([chunk[0]!.seq], { kind: 'answered', ...seen })
+        this.chunkLimit = Infinity
+        return true
       }
+      case 'split':
+        // Nothing deleted; drain sends the first half once the gate opens (a flush interval).
+        this.chunkLimit = Math.ceil(chunk.length / 2)
+        await this.settle([], { kind: 'answered', ...seen, halved: true })
+        return true
       case 'throttled':
         this.retries++
         await this.settle([], { kind: 'throttled', ...seen, retryAfterMs: parseRetryAfter(reply.retryAfter, Date.now()) })
@@ -264,8 +257,10 @@ export class StreamQueue {
    * tab's unacknowledged events from memory with keepalive, within the
    * budget. They stay stored: if the page dies they go again on the next load
    * and the server counts them as duplicates. Skipped while this queue has a
-   * request in flight (it is keepalive already), while the gate is closed, or
-   * when another tab holds the queue (it will send them).
+   * request in flight (usually keepalive, so it outlives the page; a body over
+   * the keepalive budget is not, and its events wait for the next page load),
+   * while the gate is closed, or when another tab holds the queue (it will
+   * send them).
    */
   beacon(): void {
     this.closing = true

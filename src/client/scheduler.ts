@@ -44,6 +44,13 @@ export const EWMA_ALPHA = 0.3
 export const LATENCY_WEIGHT = 4
 /** Retry-After: 0 would let a struggling server be hammered; wait at least this. */
 export const MIN_RETRY_AFTER_MS = 1000
+/**
+ * Retry-After: and at most this. The API asks for 1-2 s and caps its lag
+ * advice at 30 s; an hour or a day comes from something else (a CDN's
+ * maintenance page, a misconfigured proxy) and would hold every queue, in
+ * every tab and across reloads, that long. One request a minute is cheap.
+ */
+export const MAX_RETRY_AFTER_MS = 60000
 /** The contract caps X-Client-Queue-Lag at 30 s; never trust more than that. */
 export const MAX_LAG_MS = 30000
 
@@ -69,14 +76,12 @@ export function backoffDelay(attempt: number, random: number, options: PacingOpt
   return Math.round(ceiling / 2 + (random * ceiling) / 2)
 }
 
-/** Retry-After as milliseconds to wait: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+/** Retry-After as milliseconds to wait, 1-60 s: delta-seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | null | undefined, now: number): number | undefined {
-  if (value == null || value.trim() === '') return undefined
-  const trimmed = value.trim()
-  if (/^\d+$/.test(trimmed)) return Math.max(MIN_RETRY_AFTER_MS, Number(trimmed) * 1000)
+  const trimmed = (value ?? '').trim()
   // An HTTP date has a weekday and month name; Date.parse alone would read "-3" as a year.
-  const date = /[a-z]/i.test(trimmed) ? Date.parse(trimmed) : Number.NaN
-  return Number.isFinite(date) ? Math.max(MIN_RETRY_AFTER_MS, date - now) : undefined
+  const ms = /^\d+$/.test(trimmed) ? Number(trimmed) * 1000 : /[a-z]/i.test(trimmed) ? Date.parse(trimmed) - now : Number.NaN
+  return Number.isNaN(ms) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(MIN_RETRY_AFTER_MS, ms))
 }
 
 /** X-Client-Queue-Lag as milliseconds, bounded; 0 when absent or unreadable. */
@@ -86,8 +91,11 @@ export function parseLag(value: string | null | undefined): number {
 }
 
 export type Observation =
-  /** The server answered the batch (200, or a 400/403/413 that the client handles by splitting). */
-  | { kind: 'answered'; latencyMs: number; lagMs: number }
+  /**
+   * The server answered the batch: 200, or a lone event refused for good.
+   * halved: it refused the chunk in a way a smaller one may pass or isolate.
+   */
+  | { kind: 'answered'; latencyMs: number; lagMs: number; halved?: boolean }
   /** 429 or 503: wait for Retry-After (backoff when it is missing). */
   | { kind: 'throttled'; latencyMs: number; lagMs: number; retryAfterMs: number | undefined }
   /** Network error, repeated 401, unexpected status or answer: back off. */
@@ -117,6 +125,9 @@ export function afterRequest(stored: Pacing, observation: Observation, now: numb
   }
   if (observation.kind === 'answered') {
     next.attempt = 0
+    // The next half waits a flush interval: isolating an event among a
+    // hundred takes seven requests, which must not come as one burst.
+    if (observation.halved) next.notBefore = Math.max(pacing.notBefore, now + flushInterval(next.ewmaMs, options))
     return next
   }
   next.attempt = pacing.attempt + 1

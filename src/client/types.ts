@@ -36,7 +36,7 @@ export interface AnalyticsContext {
 
 export interface Rejection {
   eventId?: string
-  /** invalid_event, too_old, in_future, or a whole-request code when a lone event failed it. */
+  /** invalid_event, too_old, in_future; or FOREIGN_USER (another user) or PAYLOAD_TOO_LARGE when the API refused a lone event for itself. */
   code: string
   message: string
 }
@@ -66,7 +66,7 @@ export interface IngestClientOptions {
   storageName?: string
   /** "strict" (default) survives power loss; "relaxed" only a crash of the browser. */
   durability?: 'strict' | 'relaxed'
-  /** Added to analytics events that do not name one. */
+  /** Added to analytics events that do not name one; 1-128 characters (createIngestClient throws a TypeError otherwise). */
   sessionId?: string
   /** Called with events the server refused for good; they are dropped. */
   onRejected?: (stream: Stream, rejections: Rejection[]) => void

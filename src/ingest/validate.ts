@@ -105,7 +105,7 @@ function ownerOf(event: unknown, principal: Principal): string | undefined {
   // Not an id (absent, empty, not a string): the event's schema check rejects a bad one alone.
   if (typeof named !== 'string' || named === '') return principal.role === 'service' ? undefined : principal.userId
   if (named !== principal.userId && principal.role !== 'service') {
-    throw new Errors.FORBIDDEN(`${principal.role} tokens may only send events for their own user`)
+    throw new Errors.FOREIGN_USER(`${principal.role} tokens may only send events for their own user`)
   }
   return named
 }

@@ -57,7 +57,7 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
       headers: json,
       body: JSON.stringify({ events: [progressEvent(), progressEvent({ userId: 'bob' })] }),
       status: 403,
-      code: 'FORBIDDEN',
+      code: 'FOREIGN_USER',
     },
     { name: 'sentAt not a date-time', headers: json, body: JSON.stringify({ events: [progressEvent()], sentAt: 'now' }), status: 400, code: 'INVALID_BODY' },
     // As for occurredAt: RFC 3339's T, not its note's space; a leap second no clock can read.

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
-import { bodyBytes, encodeBody, fitsKeepalive, halve, KEEPALIVE_BUDGET_BYTES, takeChunk, utf8Length, type Sized } from '../../src/client/chunking.ts'
+import { bodyBytes, encodeBody, fitsKeepalive, KEEPALIVE_BUDGET_BYTES, takeChunk, utf8Length, type Sized } from '../../src/client/chunking.ts'
 
 const sized = (json: string): Sized => ({ json, bytes: utf8Length(json) })
 const event = fc.record({ eventId: fc.uuid(), name: fc.string({ maxLength: 40 }), note: fc.string({ unit: 'grapheme', maxLength: 200 }) }).map((value) => sized(JSON.stringify(value)))
@@ -42,15 +42,6 @@ t.test('takeChunk at the contract limits: 100 events, 262144 bytes', async (t) =
   t.equal(chunk.length, 4, 'four 60 KB events fit, five do not')
   t.ok(bodyBytes(chunk) <= 262144)
   t.equal(takeChunk([sized('x'.repeat(300000))], 100, 262144).length, 1, 'an oversized event goes alone')
-})
-
-t.test('halve keeps order and splits down to single events', async (t) => {
-  t.same(halve([1, 2, 3, 4, 5]), [[1, 2, 3], [4, 5]])
-  t.same(halve([1, 2]), [[1], [2]])
-  holds(t, fc.property(fc.array(fc.integer(), { minLength: 2 }), (items) => {
-    const [a, b] = halve(items)
-    return a.length > 0 && b.length > 0 && [...a, ...b].every((value, i) => value === items[i])
-  }))
 })
 
 t.test('keepalive budget stays under the 64 KiB fetch limit', async (t) => {

@@ -85,7 +85,7 @@ t.test('a bad event is isolated and dropped; the others arrive', async (t) => {
   const rejections = await page.evaluate(() => (window as unknown as PageWindow).rejections)
   t.same(
     rejections.map(({ stream, eventId, code }) => ({ stream, eventId, code })).sort((a, b) => a.code.localeCompare(b.code)),
-    [{ stream: 'progress', eventId: foreign, code: 'FORBIDDEN' }, { stream: 'progress', eventId: invalid, code: 'invalid_event' }],
+    [{ stream: 'progress', eventId: foreign, code: 'FOREIGN_USER' }, { stream: 'progress', eventId: invalid, code: 'invalid_event' }],
   )
   const after = await stats(page)
   t.equal(after.progress.rejected, 2)
@@ -114,7 +114,7 @@ t.test('a halving that 429s keep interrupting resumes where it was, and isolates
   await waitFor(async () => (await stats(page)).progress.pending === 0, 30000, 'the queue to drain')
   t.same(await storedCounts(site.sql), { progress: 29, analytics: 0, distinct: 29 })
   const rejections = await page.evaluate(() => (window as unknown as PageWindow).rejections)
-  t.same(rejections.map(({ eventId, code }) => ({ eventId, code })), [{ eventId: await foreign, code: 'FORBIDDEN' }])
+  t.same(rejections.map(({ eventId, code }) => ({ eventId, code })), [{ eventId: await foreign, code: 'FOREIGN_USER' }])
   t.ok(site.recorder.requests.filter((request) => request.status === 429).length >= 2, 'the halving was interrupted')
   t.same(resent(site.recorder), [])
 })
@@ -197,8 +197,8 @@ t.test('storage cap: analytics are dropped before progress, and counted', async 
 t.test('a 403 that no event explains (a token problem) drops nothing', async (t) => {
   const site = await startSite(t)
   const page = await newPage(t, site, { baseBackoffMs: 200, maxBackoffMs: 400 })
-  // The real API answers 403 only for an event naming another user; stand in for a
-  // token that lost its rights by answering in the browser.
+  // The API's FOREIGN_USER blames an event; stand in for a token that lost its
+  // rights (the API's FORBIDDEN) by answering in the browser.
   await page.route('**/api/client/progress/batch', (route) =>
     route.fulfill({ status: 403, contentType: 'application/json', body: JSON.stringify({ statusCode: 403, code: 'FORBIDDEN', error: 'Forbidden', message: 'no' }) }),
   )

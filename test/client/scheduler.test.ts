@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import {
-  afterRequest, backoffDelay, defaultPacingOptions as options, flushInterval, gateOf, idlePacing, MAX_LAG_MS,
+  afterRequest, backoffDelay, defaultPacingOptions as options, flushInterval, gateOf, idlePacing, MAX_LAG_MS, MAX_RETRY_AFTER_MS,
   nextFlushAt, onClockNow, parseLag, parseRetryAfter, type Observation, type Pacing,
 } from '../../src/client/scheduler.ts'
 
@@ -47,7 +47,7 @@ t.test('backoff doubles from 1 s up to 30 s, with half of it random', async (t) 
 
 t.test('Retry-After: seconds or an HTTP date, never under 1 s; garbage is ignored', async (t) => {
   t.equal(parseRetryAfter('2', NOW), 2000)
-  t.equal(parseRetryAfter(' 120 ', NOW), 120000)
+  t.equal(parseRetryAfter(' 45 ', NOW), 45000)
   t.equal(parseRetryAfter('0', NOW), 1000)
   t.equal(parseRetryAfter(new Date(NOW + 5000).toUTCString(), NOW), 5000)
   t.equal(parseRetryAfter(new Date(NOW - 5000).toUTCString(), NOW), 1000)
@@ -55,6 +55,18 @@ t.test('Retry-After: seconds or an HTTP date, never under 1 s; garbage is ignore
   t.equal(parseRetryAfter('', NOW), undefined)
   t.equal(parseRetryAfter('soon', NOW), undefined)
   t.equal(parseRetryAfter('-3', NOW), undefined)
+})
+
+t.test('Retry-After: never over 60 s, however far it points (a day ahead, a date past the range of setTimeout)', async (t) => {
+  t.equal(MAX_RETRY_AFTER_MS, 60000)
+  t.equal(parseRetryAfter('61', NOW), 60000)
+  t.equal(parseRetryAfter('86400', NOW), 60000)
+  t.equal(parseRetryAfter('9'.repeat(400), NOW), 60000, 'more digits than a double holds')
+  t.equal(parseRetryAfter(new Date(NOW + 30 * 86400000).toUTCString(), NOW), 60000, 'a date 30 days ahead')
+  holds(t, fc.property(fc.nat(), (seconds) => {
+    const wait = parseRetryAfter(String(seconds), NOW)!
+    return wait >= 1000 && wait <= MAX_RETRY_AFTER_MS
+  }))
 })
 
 t.test('X-Client-Queue-Lag: milliseconds, capped at the contract maximum', async (t) => {
@@ -96,9 +108,17 @@ t.test('after a request: 429/503 wait exactly Retry-After; failures back off', a
   t.equal(pacing.lastResponseAt, 0, 'a network error is not an answer')
 })
 
+t.test('after a halved chunk: the next half waits one flush interval, without backoff', async (t) => {
+  const halved = afterRequest(idlePacing, { kind: 'answered', latencyMs: 100, lagMs: 0, halved: true }, NOW, 0.5, options)
+  t.equal(halved.attempt, 0)
+  t.equal(gateOf(halved), NOW + flushInterval(halved.ewmaMs, options))
+  const throttled = afterRequest(idlePacing, { kind: 'throttled', latencyMs: 5, lagMs: 0, retryAfterMs: 20000 }, NOW, 0.5, options)
+  t.equal(afterRequest(throttled, { kind: 'answered', latencyMs: 5, lagMs: 0, halved: true }, NOW + 1, 0.5, options).notBefore, NOW + 20000, 'a longer wait stays')
+})
+
 t.test('the gate never moves back: a later, shorter wait keeps the longer one', async (t) => {
   const observation = fc.oneof(
-    fc.record({ kind: fc.constant('answered' as const), latencyMs: fc.nat(5000), lagMs: fc.nat(30000) }),
+    fc.record({ kind: fc.constant('answered' as const), latencyMs: fc.nat(5000), lagMs: fc.nat(30000), halved: fc.boolean() }),
     fc.record({ kind: fc.constant('throttled' as const), latencyMs: fc.nat(5000), lagMs: fc.nat(30000), retryAfterMs: fc.option(fc.integer({ min: 1000, max: 60000 }), { nil: undefined }) }),
     fc.constant({ kind: 'failed' as const }),
   )

@@ -411,7 +411,7 @@ function categories(tokens: Tokens) {
         events[index] = { ...events[index], userId }
         const expect: Expectation = userId === ''
           ? { kind: 'per-event', rejected: new Map([[index, 'invalid_event']]), events: events.length }
-          : { kind: 'refused', statuses: [403], code: 'FORBIDDEN' }
+          : { kind: 'refused', statuses: [403], code: 'FOREIGN_USER' }
         return post(stream, JSON.stringify({ events }), expect, "another learner's userId")
       }),
     )
