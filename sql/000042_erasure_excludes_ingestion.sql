@@ -31,6 +31,15 @@ create function learner_write_lock_class()
 returns integer
 language sql immutable as $$ select 19532 $$;
 
+-- Taken by both streams' batch calls before they write (and so by replay).
+create function lock_learners_for_write(p_events json)
+returns void
+language sql as $$
+  select count(pg_advisory_xact_lock_shared(learner_write_lock_class(), k))
+  from (select distinct learner_write_lock(x.user_id) as k
+        from json_to_recordset(p_events) as x(user_id text) order by 1) keys
+$$;
+
 alter function upsert_progress_batch(json) rename to upsert_progress_batch_unlocked;
 alter function upsert_analytics_batch(json) rename to upsert_analytics_batch_unlocked;
 
@@ -38,8 +47,7 @@ create function upsert_progress_batch(p_events json)
 returns text
 language plpgsql as $$
 begin
-  perform pg_advisory_xact_lock_shared(learner_write_lock_class(), k)
-  from (select distinct learner_write_lock(x.user_id) as k from json_to_recordset(p_events) as x(user_id text) order by 1) keys;
+  perform lock_learners_for_write(p_events);
   return upsert_progress_batch_unlocked(p_events);
 end $$;
 
@@ -47,8 +55,7 @@ create function upsert_analytics_batch(p_events json)
 returns text
 language plpgsql as $$
 begin
-  perform pg_advisory_xact_lock_shared(learner_write_lock_class(), k)
-  from (select distinct learner_write_lock(x.user_id) as k from json_to_recordset(p_events) as x(user_id text) order by 1) keys;
+  perform lock_learners_for_write(p_events);
   return upsert_analytics_batch_unlocked(p_events);
 end $$;
 

@@ -105,10 +105,8 @@ function urlProblem(value: string): string | undefined {
  */
 const CHECKS: { [K in keyof RawConfig]?: (value: string) => string | undefined } = {
   DATABASE_URL: (value) => {
-    if (!URL.canParse(value)) return urlProblem(value)
     try {
-      readConnectionUrl(value)
-      return undefined
+      return urlProblem(value) ?? void readConnectionUrl(value)
     } catch (error) {
       return (error as Error).message
     }

@@ -51,16 +51,12 @@ const REPLAY_CHUNK = 1000
 const MAX_INLINE_REPLAY_ROUNDS = 10
 
 export interface AdminRoutesOptions {
-  /**
-   * RETENTION_DAYS: a replayed dead letter older than this is discarded as
-   * too_old. Without it, only those whose day has no partition are (the replay
-   * cannot tell an old one whose partition retention has not dropped yet).
-   */
-  retentionDays?: number
+  /** RETENTION_DAYS: a replayed dead letter older than this is discarded as too_old. */
+  retentionDays: number
 }
 
 const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, options) => {
-  const retentionDays = options.retentionDays ?? null
+  const { retentionDays } = options
   const requireAdmin = (principal: Parameters<typeof canAdministerOrg>[0], orgId: string) => {
     if (!canAdministerOrg(principal, orgId)) throw new Errors.FORBIDDEN(`an admin or service token of org ${orgId} is required`)
   }
