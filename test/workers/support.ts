@@ -95,10 +95,6 @@ export async function rollupTables(sql: Sql, orgId?: string): Promise<RollupTabl
 }
 
 /**
- * The rollups recomputed from every raw event, written independently of the
- * worker's SQL: plain GROUP BYs over the event tables, in the same text form.
- */
-/**
  * Waits until every transaction begun before now has ended, in the whole
  * cluster: a rollup run's window ends at the oldest one still running
  * (rollup_window), and other test files share the server, so a run that must
@@ -113,6 +109,10 @@ export async function olderTransactionsEnded(sql: Sql, timeoutMs = 60000): Promi
   }, timeoutMs, 'the transactions begun before the final rollup to end')
 }
 
+/**
+ * The rollups recomputed from every raw event, written independently of the
+ * worker's SQL: plain GROUP BYs over the event tables, in the same text form.
+ */
 export async function recomputedRollups(sql: Sql, orgId?: string): Promise<RollupTables> {
   const org = () => (orgId === undefined ? sql`true` : sql`org_id = ${orgId}`)
   // A started or completed lesson, as one text: lessons count once per bucket however many such events it has.
