@@ -11,6 +11,7 @@ export const Errors = {
   INVALID_HEADER: createError('INVALID_HEADER', 'Request header is invalid: %s', 400),
   INVALID_TEXT: createError('INVALID_TEXT', 'Text cannot be stored: %s', 400),
   TOO_MANY_EVENTS: createError('TOO_MANY_EVENTS', 'A batch may hold at most %s events', 400),
+  RANGE_TOO_LARGE: createError('RANGE_TOO_LARGE', 'The range asked for holds too many rows: %s', 400),
   UNAUTHORIZED: createError('UNAUTHORIZED', 'Authentication required: %s', 401),
   FORBIDDEN: createError('FORBIDDEN', 'Not allowed: %s', 403),
   // Its own code because it alone is one event's fault: a client (the SDK) can

@@ -16,11 +16,14 @@ export function trackRouteMethods(app: FastifyInstance): AllowedMethods {
   return (path) => [...new Set(routes.filter((route) => route.pattern.test(path)).flatMap((route) => route.methods))].sort()
 }
 
-/** `/orgs/:orgId/users` matches `/orgs/a/users` (and with a trailing slash); `*` matches the rest. */
+/**
+ * `/orgs/:orgId/users` matches `/orgs/a/users`; `*` matches the rest. Not with
+ * a trailing slash: the router does not serve one, so that path is a 404.
+ */
 function pathPattern(url: string): RegExp {
   const source = url
     .split('/')
     .map((part) => (part.startsWith(':') ? '[^/]+' : part === '*' ? '.*' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('/')
-  return new RegExp(`^${source}/?$`)
+  return new RegExp(`^${source}$`)
 }

@@ -60,9 +60,10 @@ function createSignatureVerifier(options: VerifierOptions): (token: string) => P
       if (error instanceof TokenError || error instanceof KeysUnavailableError) throw error
       throw new TokenError(describe(error))
     }
-    // Without exp a token never expires; remember it for a minute at most.
-    const expiresAt = typeof payload.exp === 'number' ? payload.exp * 1000 : Date.now() + 60000
-    return { principal: toPrincipal(payload), expiresAt }
+    // Both verifiers check exp only when it is there; a token without one
+    // would be good for ever, which no identity provider intends.
+    if (payload.exp === undefined) throw new TokenError('token has no exp claim: tokens must expire')
+    return { principal: toPrincipal(payload), expiresAt: payload.exp * 1000 }
   }
 }
 

@@ -33,6 +33,9 @@ t.test('the sixth refresh in 10 minutes is 429, across instances', async (t) => 
 
   // The limit is the requester's: bob still has his own five.
   t.equal((await refresh(h.app, await h.token('bob', { orgId: 'org-a' }), 'bob')).statusCode, 202)
+  // User ids are an org's own: alice of org-b is another requester.
+  await seedOrg(h.sql, 'org-b', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
+  t.equal((await refresh(h.app, await h.token('alice', { orgId: 'org-b' }))).statusCode, 202, "org-b's alice has five of her own")
   // Once the window has passed, alice may refresh again.
   await h.sql`update job_requests set requested_at = requested_at - interval '10 minutes' where requested_by = 'alice'`
   t.equal((await refresh(h.app, alice)).statusCode, 202)

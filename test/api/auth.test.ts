@@ -111,3 +111,11 @@ t.test('a header with more than "Bearer <token>", and a token whose role is null
   t.equal(refused.statusCode, 401, 'a null role is not the default learner role')
   t.match(refused.json().message, /token role null is not one of/)
 })
+
+t.test('a token without exp is 401: it would never expire', async (t) => {
+  const h = await build(t)
+  const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').sign(new TextEncoder().encode(TEST_SECRET))
+  const res = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${forever}` } })
+  t.equal(res.statusCode, 401)
+  t.match(res.json(), { code: 'UNAUTHORIZED', message: /token has no exp claim: tokens must expire/ })
+})

@@ -6,7 +6,7 @@ import net from 'node:net'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type AppConfig, type EdgeOptions } from '../../src/api/app.ts'
-import { mintToken } from '../../src/auth/tokens.ts'
+import { mintToken, type MintOptions } from '../../src/auth/tokens.ts'
 import type { Sql } from '../../src/db/pool.ts'
 import { progressEvent, TEST_SECRET, testConfig, testDatabase, testPool } from '../helper.ts'
 
@@ -38,7 +38,7 @@ export interface EdgeHarness {
   sql: Sql
   url: string
   log: LogCapture
-  token(userId: string): Promise<string>
+  token(userId: string, options?: Omit<MintOptions, 'userId'>): Promise<string>
   post(token: string, payload?: unknown, headers?: Record<string, string>, url?: string): Promise<LightMyRequestResponse>
 }
 
@@ -69,7 +69,7 @@ export async function buildEdge(t: Test, options: EdgeBuildOptions = {}): Promis
     sql,
     url,
     log,
-    token: (userId) => mintToken(TEST_SECRET, { userId }),
+    token: (userId, options = {}) => mintToken(TEST_SECRET, { userId, ...options }),
     post: (token, payload = { events: [progressEvent()] }, headers = {}, route = BATCH) =>
       app.inject({ method: 'POST', url: route, headers: { authorization: `Bearer ${token}`, ...headers }, payload: payload as object }),
   }

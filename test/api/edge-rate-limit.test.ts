@@ -47,6 +47,13 @@ t.test('the sixth batch in a second gets 429 and the next second is accepted aga
   const [row] = await h.sql<{ count: number }[]>`select count(*)::int as count from progress_events`
   t.equal(row!.count, 7, 'the refused batch wrote nothing')
   t.equal(metric(await scrape(h.app), 'rate_limited_total'), 1)
+
+  // User ids are an org's own: alice of org-a and alice of org-b (this
+  // alice's token names no org) are other users, with budgets of their own.
+  for (const orgId of ['org-a', 'org-b']) {
+    const other = await atOnce(h, await h.token('alice', { orgId }), 5)
+    t.same(statuses(other), [200, 200, 200, 200, 200], `alice of ${orgId}`)
+  }
 })
 
 t.test('one budget covers all four ingestion routes, and other routes are not limited', async (t) => {

@@ -109,6 +109,10 @@ t.test('a route asked with a method it does not take is a coded 405 that names t
     t.match(res.json(), { statusCode: 405, code: 'METHOD_NOT_ALLOWED', message: `Method not allowed: ${url.split('?')[0]} takes ${allow}` })
   }
   t.equal((await h.app.inject({ method: 'POST', url: '/api/client/progress/nope' })).statusCode, 404, 'a path no route has is still a 404')
+  for (const url of ['/api/health/', '/api/v1/progress/me/']) {
+    const res = await h.app.inject({ method: 'GET', url })
+    t.equal(res.statusCode, 404, `GET ${url}: the router serves no trailing slash, so it is not a 405 naming GET`)
+  }
   // The answer comes before the body is read: a broken JSON body does not turn it into a 400.
   for (const [method, url, expected] of [
     ['POST', '/api/v1/orgs/demo/rollups', 405],

@@ -255,9 +255,10 @@ t.test('an erasure waiting for its org’s work holds up no other org’s batche
   await seedOrg(h.sql, 'org-a', [{ courseId: 'c1', lessonCount: 1 }], ['alice'])
   await seedOrg(h.sql, 'org-b', [{ courseId: 'c1', lessonCount: 1 }], ['bob'])
   // A made-up user of org-a whose write lock is bob's (64 keys for all orgs).
-  const [{ ghost }] = await h.sql`
+  const [found] = await h.sql<{ ghost: string }[]>`
     select 'ghost-' || n as ghost from generate_series(1, 10000) n
     where learner_write_lock('ghost-' || n) = learner_write_lock('bob') limit 1`
+  const ghost = found!.ghost
   // Org-a's cohort discovery (or recompute, or rollup chunk) runs for a while.
   const discovery = await h.sql.reserve()
   t.teardown(() => discovery.release())

@@ -183,3 +183,25 @@ t.test('GET /api/v1/orgs/:orgId/rollups', async (t) => {
   const early = await get('?to=0001-01-01T00:30:00Z')
   t.equal(early.json().from, '0001-01-01T00:00:00.000Z', 'the default range begins no earlier than year 1')
 })
+
+t.test('GET …/rollups refuses a range of more rows than it answers at once, and says how to ask for fewer', async (t) => {
+  const h = await build(t)
+  const admin = (org: string) => h.token('ada', { orgId: org, role: 'admin' })
+  const get = async (org: string, query: string) =>
+    h.app.inject({ method: 'GET', url: `/api/v1/orgs/${org}/rollups?granularity=hour&from=${hourAgo(24 * 31 - 1)}&to=${hourAgo(-1)}${query}`, headers: { authorization: `Bearer ${await admin(org)}` } })
+  // 741 hours of 14 courses: 10,374 bucket rows, past the 10,000 a read answers.
+  await h.sql`insert into org_rollups (org_id, granularity, bucket, course_id, active_learners, progress_events)
+              select 'org-big', 'hour', date_trunc('hour', now()) - make_interval(hours => h), 'c' || c, 1, 1
+              from generate_series(0, 740) h, generate_series(1, 14) c`
+  const big = await get('org-big', '')
+  t.equal(big.statusCode, 400)
+  t.match(big.json(), { code: 'RANGE_TOO_LARGE', message: /more than 10000 bucket rows .* granularity=day or one courseId/ })
+  const oneCourse = await get('org-big', '&courseId=c3')
+  t.equal(oneCourse.statusCode, 200, 'one course of the same range')
+  t.equal(oneCourse.json().buckets.length, 741)
+  // 741 hours of 68 event names: 50,388 counts by name, past the 50,000.
+  await h.sql`insert into org_rollup_event_names (org_id, granularity, bucket, course_id, name, events)
+              select 'org-names', 'hour', date_trunc('hour', now()) - make_interval(hours => h), '', 'e' || n, 1
+              from generate_series(0, 740) h, generate_series(1, 68) n`
+  t.match((await get('org-names', '')).json(), { statusCode: 400, code: 'RANGE_TOO_LARGE' })
+})

@@ -185,7 +185,9 @@ export default fp<RateLimitPluginOptions>(
           return this
         }
       },
-      keyGenerator: (request) => `user:${request.principal?.userId ?? `ip:${request.ip}`}`,
+      // User ids are an org's own: two orgs' learner-42 are two users.
+      keyGenerator: (request) =>
+        request.principal ? `user:${JSON.stringify([request.principal.orgId ?? null, request.principal.userId])}` : `ip:${request.ip}`,
       onExceeded: () => limited.inc(),
       errorResponseBuilder: (_request, context) => new Errors.RATE_LIMITED(String(Math.max(1, Math.ceil(context.ttl / 1000)))),
     })

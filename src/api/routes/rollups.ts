@@ -3,7 +3,7 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { canReadOrg } from '../../auth/principal.ts'
-import { orgRollups } from '../../db/rollup-queries.ts'
+import { orgRollups, ROLLUP_READ_LIMITS } from '../../db/rollup-queries.ts'
 import { Errors } from '../../errors.ts'
 import { DayOrDateTime, EARLIEST_INSTANT_MS, ErrorResponse, Id, parseDayOrDateTime } from '../schemas/events.ts'
 
@@ -75,6 +75,11 @@ const rollupRoutes: FastifyPluginAsync = async (app) => {
         throw new Errors.INVALID_QUERY(`${granularity === 'hour' ? 'an' : 'a'} ${granularity} range may span at most ${limits.maxMs / DAY_MS} days`)
       }
       const buckets = await orgRollups(app.sql, { orgId, granularity, from, to, ...(query.courseId ? { courseId: query.courseId } : {}) })
+      if (!buckets) {
+        throw new Errors.RANGE_TOO_LARGE(
+          `more than ${ROLLUP_READ_LIMITS.counterRows} bucket rows (buckets times the org and each course) or ${ROLLUP_READ_LIMITS.nameRows} counts by event name; ask for a narrower range, granularity=day or one courseId`,
+        )
+      }
       return { orgId, granularity, from: from.toISOString(), to: to.toISOString(), buckets }
     },
   )
