@@ -155,6 +155,12 @@ async function underClaim<T>(dataDir: string, what: string, fn: () => Promise<T 
 // until its release; the last one released stops the server.
 let openings = 0
 const usersDir = (dataDir: string) => path.join(dataDir, 'pg.users')
+// Releases before registrations (b9e7c20) made no users directory, and their
+// `npm start` stops its server itself: a process attaching to a server whose
+// directory is missing leaves this mark, and nobody but that server's own
+// starter stops it (an upgraded command run beside an older `npm start`
+// stopped the older stack's database as it left).
+const UNREGISTERED_STARTER = 'started-unregistered'
 
 function register(dataDir: string): string {
   fs.mkdirSync(usersDir(dataDir), { recursive: true })
@@ -167,6 +173,7 @@ function register(dataDir: string): string {
 function liveUsers(dataDir: string): number {
   let live = 0
   for (const name of fs.existsSync(usersDir(dataDir)) ? fs.readdirSync(usersDir(dataDir)) : []) {
+    if (name === UNREGISTERED_STARTER) continue
     if (alive(Number.parseInt(name, 10))) live++
     else fs.rmSync(path.join(usersDir(dataDir), name), { force: true })
   }
@@ -190,7 +197,12 @@ export async function openEmbedded(dataDir: string, log: Log = () => {}): Promis
     const lock = readLock(pgDir)
     if (lock && alive(lock.pid)) {
       // Ready: attach. Not ready: started outside the claim (a pg_ctl by hand), so wait.
-      return lock.ready ? { port: lock.port, owned: false, registration: register(dataDir) } : undefined
+      if (!lock.ready) return undefined
+      if (!fs.existsSync(usersDir(dataDir))) {
+        fs.mkdirSync(usersDir(dataDir), { recursive: true })
+        fs.writeFileSync(path.join(usersDir(dataDir), UNREGISTERED_STARTER), '')
+      }
+      return { port: lock.port, owned: false, registration: register(dataDir) }
     }
     if (lock) {
       log(`embedded PostgreSQL: removing the stale lock left by a run that was killed (pid ${lock.pid})`)
@@ -210,7 +222,8 @@ export async function openEmbedded(dataDir: string, log: Log = () => {}): Promis
     underClaim(dataDir, 'release it', async () => {
       fs.rmSync(opened.registration, { force: true })
       const others = liveUsers(dataDir)
-      if (others === 0) await stopServer()
+      const startedUnregistered = fs.existsSync(path.join(usersDir(dataDir), UNREGISTERED_STARTER))
+      if (others === 0 && !startedUnregistered) await stopServer()
       else if (opened.owned) log(`embedded PostgreSQL: left running for ${others} other process${others === 1 ? '' : 'es'}; the last to leave stops it`)
       return true
     })

@@ -14,7 +14,9 @@ export async function readySchemaOrExit(
   sql: Sql,
   database: DatabaseLocation,
   config: Pick<Config, 'RETENTION_DAYS' | 'PARTITIONS_AHEAD_DAYS'>,
-  { migrate: migrates = database.embedded, partitions, log }: { migrate?: boolean; partitions?: boolean; log?: (line: string) => void } = {},
+  // Each migration applied is said (on stderr unless the caller says where):
+  // an embedded database is upgraded by whichever command opens it first.
+  { migrate: migrates = database.embedded, partitions, log = console.error }: { migrate?: boolean; partitions?: boolean; log?: (line: string) => void } = {},
 ): Promise<void> {
   let problem: string
   try {

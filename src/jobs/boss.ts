@@ -18,6 +18,10 @@ const RETRY_DELAY_SECONDS = 5
 // A worker heartbeats its running jobs; one silent this long (a killed
 // process) is failed and retried instead of holding its queue until expiry.
 const HEARTBEAT_SECONDS = 30
+// How often a worker looks for such jobs: pg-boss's supervise pass, which
+// checks a queue's heartbeats only when its monitor interval is also due (both
+// 60 s by default: a killed worker's job then waited 65 to 80 s, not about 30).
+const SUPERVISE_SECONDS = 10
 
 export interface BossOptions {
   url: string
@@ -47,6 +51,8 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     instanceName: options.role,
     schedule: worker,
     supervise: worker,
+    superviseIntervalSeconds: SUPERVISE_SECONDS,
+    monitorIntervalSeconds: SUPERVISE_SECONDS,
     migrate: true,
   })
   // pg-boss reports background failures (a lost connection while polling) as

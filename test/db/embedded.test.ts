@@ -105,6 +105,27 @@ t.test('a command that started the server leaves it running for the others; the 
   t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), "a dead process's registration does not count")
 })
 
+t.test('a server an older release started (no registrations) is left to it: an upgraded command attaching to it never stops it', async (t) => {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
+  fs.chmodSync(dataDir, 0o711)
+  t.teardown(() => fs.rmSync(dataDir, { recursive: true, force: true }))
+  const older = await openEmbedded(dataDir)
+  t.teardown(() => older.stop())
+  fs.rmSync(path.join(dataDir, 'pg.users'), { recursive: true }) // releases before b9e7c20 registered nothing
+  for (let run = 1; run <= 2; run++) {
+    const command = await openEmbedded(dataDir) // npm run migrate, partitions, … of the new release
+    t.equal(command.owned, false)
+    await command.release()
+    t.same(await query<{ up: number }>(older.url, 'select 1 as up'), [{ up: 1 }], `the older stack's database still runs after attacher ${run} left`)
+  }
+  await older.stop()
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'its starter stops it')
+  const next = await openEmbedded(dataDir)
+  t.equal(next.owned, true)
+  await next.release()
+  t.notOk(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid')), 'and a server the new release starts is stopped by the last to leave, as before')
+})
+
 t.test('two openings of a new data directory at once make one server (the claim file between them)', async (t) => {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-'))
   fs.chmodSync(dataDir, 0o711)
