@@ -32,19 +32,7 @@ $$;
 -- counters; returns how many buckets changed.
 create function rollup_subtract_learner(p_org text, p_user text, p_mark xid8)
 returns integer
-language plpgsql as $$
-declare
-  v_buckets integer;
-begin
-  -- The same bucketing as rollup_add (sql/000040): each event counts in its
-  -- hour and its day, for its course and for the org ('').
-  create temporary table if not exists erased_rollup_share (
-    granularity text, bucket timestamptz, course_id text, progress_events bigint,
-    time_spent bigint, analytics_events bigint, names jsonb
-  ) on commit drop;
-  truncate erased_rollup_share;
-
-  insert into erased_rollup_share
+language sql as $$
   with events as (
     select e.course_id, e.occurred_at, 1 as is_progress, e.time_spent_ms::bigint as time_spent, null::text as name
     from progress_events e
@@ -54,7 +42,9 @@ begin
     from analytics_events e
     where e.org_id = p_org and e.user_id = p_user and e.ingest_xid < p_mark
   ),
-  expanded as (
+  -- The same bucketing as rollup_add (sql/000040): each event counts in its
+  -- hour and its day, for its course and for the org ('').
+  expanded as materialized (
     select g.granularity, date_trunc(g.granularity, e.occurred_at, 'UTC') as bucket, s.course_id,
            e.is_progress, e.time_spent, e.name
     from events e
@@ -63,36 +53,44 @@ begin
                         union all
                         select e.course_id where e.course_id is not null) s
   ),
+  share as (
+    select granularity, bucket, course_id, sum(is_progress) as progress_events, sum(time_spent) as time_spent,
+           count(name) as analytics_events
+    from expanded group by 1, 2, 3
+  ),
   by_name as (
-    select granularity, bucket, course_id, name, count(*) as n
-    from expanded where name is not null
-    group by 1, 2, 3, 4
+    select granularity, bucket, course_id, name, count(*) as events
+    from expanded where name is not null group by 1, 2, 3, 4
+  ),
+  counters as (
+    update org_rollups r
+    set progress_events  = greatest(0, r.progress_events - s.progress_events),
+        time_spent_ms    = greatest(0, r.time_spent_ms - s.time_spent),
+        analytics_events = greatest(0, r.analytics_events - s.analytics_events),
+        updated_at       = now()
+    from share s
+    where r.org_id = p_org and r.granularity = s.granularity and r.bucket = s.bucket and r.course_id = s.course_id
+    returning 1
+  ),
+  -- Disjoint rows of one table: a name the learner alone sent goes, the others shrink.
+  names_gone as (
+    delete from org_rollup_event_names n
+    using by_name b
+    where n.org_id = p_org and n.granularity = b.granularity and n.bucket = b.bucket and n.course_id = b.course_id
+      and n.name = b.name and n.events <= b.events
+    returning 1
+  ),
+  names_left as (
+    update org_rollup_event_names n
+    set events = n.events - b.events
+    from by_name b
+    where n.org_id = p_org and n.granularity = b.granularity and n.bucket = b.bucket and n.course_id = b.course_id
+      and n.name = b.name and n.events > b.events
+    returning 1
   )
-  select x.granularity, x.bucket, x.course_id, sum(x.is_progress), sum(x.time_spent), count(x.name),
-         (select jsonb_object_agg(b.name, b.n) from by_name b
-          where b.granularity = x.granularity and b.bucket = x.bucket and b.course_id = x.course_id)
-  from expanded x
-  group by 1, 2, 3;
-
-  update org_rollups r
-  set progress_events  = greatest(0, r.progress_events - s.progress_events),
-      time_spent_ms    = greatest(0, r.time_spent_ms - s.time_spent),
-      analytics_events = greatest(0, r.analytics_events - s.analytics_events),
-      updated_at       = now()
-  from erased_rollup_share s
-  where r.org_id = p_org and r.granularity = s.granularity and r.bucket = s.bucket and r.course_id = s.course_id;
-  get diagnostics v_buckets = row_count;
-
-  update org_rollup_event_names n
-  set events = greatest(0, n.events - (s.names ->> n.name)::bigint)
-  from erased_rollup_share s
-  where n.org_id = p_org and n.granularity = s.granularity and n.bucket = s.bucket and n.course_id = s.course_id
-    and s.names ? n.name;
-  delete from org_rollup_event_names
-  where org_id = p_org and events = 0
-    and (granularity, bucket, course_id) in (select granularity, bucket, course_id from erased_rollup_share);
-  return v_buckets;
-end $$;
+  -- (names_gone and names_left run whether read or not, as every data-modifying WITH does)
+  select count(*)::integer from counters
+$$;
 
 create or replace function erase_learner_unlocked(p_org text, p_user text, p_requested_by text default null,
                                                   p_job_id text default null, p_requested_at timestamptz default null)
