@@ -115,3 +115,31 @@ t.test('the app passes RETENTION_DAYS to the assignments route: an old dead lett
   const stored = await h.sql<{ user_id: string }[]>`select user_id from progress_events`
   t.same(stored.map((r) => r.user_id), ['bob'])
 })
+
+t.test('assignments are dated in commit order: a retried event of an org-less token is stored once, whichever org assigned first', async (t) => {
+  const h = await build(t)
+  for (const org of ['zz-org-a', 'aa-org-b']) await h.sql`insert into courses (org_id, course_id, lesson_count) values (${org}, 'mc', 1)`
+  const assignment = JSON.stringify([{ userId: 'una', courseId: 'mc' }])
+  // Org A's upload begins first and is still open when org B's is sent.
+  const slow = await h.sql.reserve()
+  t.teardown(() => slow.release())
+  await slow`begin`
+  await slow`select upsert_assignments('zz-org-a', ${assignment}::text::json)`
+  const admin = await h.token('admin-1', { orgId: 'aa-org-b', role: 'admin' })
+  const orgB = h.app.inject({
+    method: 'PUT', url: '/api/v1/orgs/aa-org-b/assignments', headers: { authorization: `Bearer ${admin}` },
+    payload: { assignments: [{ userId: 'una', courseId: 'mc' }] },
+  })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const una = await h.token('una') // no org_id: the event goes to her oldest assignment
+  const event = progressEvent({ courseId: 'mc' })
+  const send = async () =>
+    (await h.app.inject({ method: 'POST', url: '/api/client/progress/batch', headers: { authorization: `Bearer ${una}` }, payload: { events: [event] } })).json()
+  const first = await send()
+  await slow`commit`
+  t.equal((await orgB).statusCode, 200)
+  const retry = await send()
+  const stored = await h.sql<{ org_id: string }[]>`select org_id from progress_events where event_id = ${event.eventId as string}`
+  t.same(stored.map((row) => row.org_id), ['zz-org-a'], `stored once, in the org that committed first (first send ${JSON.stringify(first)}, retry ${JSON.stringify(retry)})`)
+  t.match(retry, { accepted: 0, duplicates: 1 }, 'the retry is a duplicate')
+})

@@ -310,3 +310,39 @@ t.test('a batch naming the learner commits before the erasure starts, or starts 
   t.equal(await count(h, 'progress_events', 'org-a', 'bob'), 1, 'only the new event is stored')
   t.same(await lessonOf('bob'), { status: 'completed', time_spent_ms: 5000, event_count: 1 }, 'and the progress is its fold')
 })
+
+t.test('a dead-letter replay and an erasure of one of its learners do not deadlock', async (t) => {
+  const h = await build(t)
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'c1', lessonCount: 1 }], [])
+  // Two learners with deferred events, the first's write lock key below the second's.
+  const [pair] = await h.sql<{ first: string; second: string }[]>`
+    select a.u as first, b.u as second
+    from (select 'dl-' || n as u from generate_series(1, 200) n) a, (select 'dl-' || n as u from generate_series(1, 200) n) b
+    where learner_write_lock(a.u) < learner_write_lock(b.u) limit 1`
+  const { first, second } = pair!
+  for (const user of [first, second]) {
+    t.equal(await ingestProgress(h.sql, [{ event_id: randomUUID(), occurred_at: at(1), user_id: user, course_id: 'c1', lesson_id: 'l1', type: 'lesson_started', org_hint: 'org-a' }]), 'q')
+  }
+  await h.sql`insert into assignments (org_id, user_id, course_id) values ('org-a', ${first}, 'c1'), ('org-a', ${second}, 'c1')`
+  // Another erasure holds the first learner's key: before, the replay locked
+  // both dead letters and then waited there for the learner locks, while the
+  // erasure of the second took its lock and waited for the replay's row.
+  const other = await h.sql.reserve()
+  t.teardown(() => other.release())
+  await other`begin`
+  await other`select pg_advisory_xact_lock(learner_write_lock_class(), learner_write_lock(${first}))`
+  const replay = h.sql`select * from replay_dead_letter(${[first, second]}::text[], 500, 30)`.then(
+    (rows) => rows.map((row) => ({ ...row })),
+    (error: Error) => error,
+  )
+  await sleep(200)
+  const erasure = h.sql`select erase_learner('org-a', ${second}) as removed`.then(([row]) => row!.removed, (error: Error) => error)
+  await sleep(300)
+  await other`commit`
+  const [replayed, erased] = await Promise.all([replay, erasure])
+  t.notOk(replayed instanceof Error, `the replay commits: ${replayed instanceof Error ? replayed.message : 'ok'}`)
+  t.notOk(erased instanceof Error, `the erasure commits: ${erased instanceof Error ? erased.message : 'ok'}`)
+  t.equal(await count(h, 'progress_events', 'org-a', second), 0, 'nothing of the erased learner is stored')
+  const [left] = await h.sql<{ n: number }[]>`select count(*)::int as n from dead_letter_events where user_id = ${second}`
+  t.equal(left!.n, 0, 'nor left to replay')
+})

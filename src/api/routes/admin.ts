@@ -102,13 +102,9 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, options)
       requireAdmin(request.principal, orgId)
       const { assignments } = request.body as Static<typeof AssignmentsBody>
       const unique = lastWins(assignments, (a) => `${a.userId}\u001f${a.courseId}`)
-      const result = await app.sql`
-        insert into assignments as a (org_id, user_id, course_id, role)
-        select ${orgId}, x."userId", x."courseId", coalesce(x.role, 'learner')
-        from json_to_recordset(${JSON.stringify(unique)}::text::json)
-          as x("userId" text, "courseId" text, role text)
-        order by x."userId", x."courseId"
-        on conflict (org_id, user_id, course_id) do update set role = excluded.role`
+      // Dated in commit order (sql/000047): an event without a token org goes to the oldest.
+      const [{ upserted }] = await app.sql<[{ upserted: number }]>`
+        select upsert_assignments(${orgId}, ${JSON.stringify(unique)}::text::json) as upserted`
       const users = [...new Set(assignments.map((a) => a.userId))]
       const replayed = { progress: 0, analytics: 0 }
       let tooOld = 0
@@ -132,7 +128,7 @@ const adminRoutes: FastifyPluginAsync<AdminRoutesOptions> = async (app, options)
       if (tooOld > 0) {
         request.log.warn({ orgId, tooOld, retentionDays }, 'dead letters older than RETENTION_DAYS (or without a partition) discarded as too_old')
       }
-      return { upserted: result.count, replayed }
+      return { upserted, replayed }
     },
   )
 }
