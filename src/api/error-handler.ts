@@ -20,6 +20,7 @@ const UNAVAILABLE_CODES = new Set([
   '53300', // too many connections
   '40P01', '40001', // deadlock (resolved by aborting us), serialization failure
   '57014', // statement timeout
+  'WRITE_DEADLINE', // the database did not answer an ingestion write in time (src/api/plugins/ingest.ts)
 ])
 
 // PostgreSQL refusing text the client sent: NUL in a parameter (22021) or in

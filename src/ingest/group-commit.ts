@@ -153,9 +153,18 @@ export function groupCommitWriter(sql: Sql, options: GroupCommitOptions = {}): B
   }
 
   return {
-    write(stream: Stream, rows: Row[]): Promise<Outcomes> {
+    write(stream: Stream, rows: Row[], signal?: AbortSignal): Promise<Outcomes> {
       return new Promise<Outcomes>((resolve, reject) => {
-        lanes[stream].queue.push({ rows, resolve, reject })
+        const pending: Pending = { rows, resolve, reject }
+        const lane = lanes[stream]
+        lane.queue.push(pending)
+        // Given up while still queued: taken out, so it is never written.
+        signal?.addEventListener('abort', () => {
+          const at = lane.queue.indexOf(pending)
+          if (at < 0) return
+          lane.queue.splice(at, 1)
+          reject(signal.reason)
+        }, { once: true })
         pump(stream)
       })
     },

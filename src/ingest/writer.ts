@@ -7,10 +7,14 @@ import type { AnalyticsRow, ProgressRow, Stream } from './validate.ts'
 /** One letter per row, in row order: a = accepted, d = duplicate, q = deferred. */
 export type Outcomes = string
 
+/**
+ * `signal`, when it aborts, gives up a write that has not reached the
+ * database yet (a group-commit request still queued); it is then never made.
+ */
 export interface BatchWriter {
-  write(stream: 'progress', rows: ProgressRow[]): Promise<Outcomes>
-  write(stream: 'analytics', rows: AnalyticsRow[]): Promise<Outcomes>
-  write(stream: Stream, rows: ProgressRow[] | AnalyticsRow[]): Promise<Outcomes>
+  write(stream: 'progress', rows: ProgressRow[], signal?: AbortSignal): Promise<Outcomes>
+  write(stream: 'analytics', rows: AnalyticsRow[], signal?: AbortSignal): Promise<Outcomes>
+  write(stream: Stream, rows: ProgressRow[] | AnalyticsRow[], signal?: AbortSignal): Promise<Outcomes>
 }
 
 export function directWriter(sql: Sql): BatchWriter {

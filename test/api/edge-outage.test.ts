@@ -1,4 +1,4 @@
-// Database outage: with PostgreSQL stopped, ingestion answers 503
+// Database outage: with PostgreSQL stopped or hung, ingestion answers 503
 // DATABASE_UNAVAILABLE with Retry-After within 2 s and health reports it;
 // when the database is back, the same app recovers without a restart.
 // Uses an embedded server of its own: the shared test server is never stopped.
@@ -7,6 +7,7 @@ import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
 import { buildApp, type AppOptions } from '../../src/api/app.ts'
+import { WRITE_DEADLINE_MS } from '../../src/api/plugins/ingest.ts'
 import { mintToken } from '../../src/auth/tokens.ts'
 import { openEmbedded } from '../../src/db/embedded.ts'
 import { migrate } from '../../src/db/migrate.ts'
@@ -129,6 +130,41 @@ t.test('a database host that stops answering: 503 within 2 s, not a hang, then r
 
   relay.thaw()
   t.ok(await eventually(async () => (await post()).statusCode === 200, 10000, 200), 'recovers when the host answers again')
+})
+
+t.test('a database that hangs with the connections open: 503 at the write deadline, a queued batch never written', async (t) => {
+  const { app, relay } = await appBehindRelay(t)
+  const token = await mintToken(TEST_SECRET, { userId: 'alice' })
+  const send = (event: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: BATCH, headers: { authorization: `Bearer ${token}` }, payload: { events: [event] } })
+  t.equal((await send(progressEvent())).statusCode, 200, 'the pool has an open connection')
+
+  relay.stall() // the connection stays open; nothing comes back (a frozen server, a stalled disk)
+  const inFlight = progressEvent()
+  const queued = progressEvent()
+  const started = performance.now()
+  const first = send(inFlight)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const second = send(queued) // group commit: waits behind the call in flight
+  const answers = await Promise.all([first, second])
+  const ms = Math.round(performance.now() - started)
+  for (const res of answers) {
+    t.equal(res.statusCode, 503)
+    t.match(res.json(), { code: 'DATABASE_UNAVAILABLE' })
+    t.equal(res.headers['retry-after'], '2')
+  }
+  t.ok(ms >= WRITE_DEADLINE_MS - 100 && ms < WRITE_DEADLINE_MS + 1500, `answered at the deadline, not when the database came back: ${ms} ms`)
+
+  relay.resume()
+  const stored = async (event: Record<string, unknown>) => {
+    const [row] = await app.sql<{ n: number }[]>`select count(*)::int as n from progress_events where event_id = ${event.eventId as string}`
+    return row!.n
+  }
+  await eventually(async () => (await stored(inFlight)) === 1, 10000, 100)
+  t.equal(await stored(inFlight), 1, 'the call the database was running completes once it answers (a retry is a duplicate)')
+  t.match((await send(inFlight)).json(), { duplicates: 1 })
+  t.equal(await stored(queued), 0, 'the batch still queued when its deadline passed was never written')
+  t.match((await send(queued)).json(), { accepted: 1 }, 'and its retry is stored')
 })
 
 t.test('an unreachable database: one warning for a burst of 503s, not a stack trace per request', async (t) => {

@@ -18,6 +18,37 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * A write the database has not answered by then is answered 503
+ * DATABASE_UNAVAILABLE: a server that hangs with the pool's connections open
+ * (frozen, or its disk stalled) otherwise held every request until it came
+ * back. Well above a healthy call under load (the slow-database test's lock
+ * waits of 1.5 s included), and well below a client's own timeout (the SDK's 30 s).
+ */
+export const WRITE_DEADLINE_MS = 5000
+
+/** The database did not answer a write in time: maybe written, maybe not; a retry is counted once. */
+export class WriteDeadlineError extends Error {
+  readonly code = 'WRITE_DEADLINE'
+  constructor(ms: number) {
+    super(`the database did not answer the write within ${ms} ms`)
+  }
+}
+
+/** `work`'s result, or WriteDeadlineError after `ms`, when `work`'s signal aborts (a queued write is then never made). */
+function withDeadline<T>(ms: number, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const error = new WriteDeadlineError(ms)
+      controller.abort(error)
+      reject(error)
+    }, ms)
+  })
+  return Promise.race([work(controller.signal), deadline]).finally(() => clearTimeout(timer))
+}
+
 export interface IngestPluginOptions {
   lagSloMs: number
   /** Coalesce concurrent calls (src/ingest/group-commit.ts) instead of one call per request. */
@@ -33,7 +64,7 @@ export default fp<IngestPluginOptions>(
       async write(stream, rows) {
         const release = app.ingestGate.acquire()
         try {
-          return await direct.write(stream, rows as never)
+          return await withDeadline(WRITE_DEADLINE_MS, (signal) => direct.write(stream, rows as never, signal))
         } finally {
           const ms = release()
           lag.observe(ms)
