@@ -3,6 +3,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import type { DestinationStream } from 'pino'
 import swagger from '@fastify/swagger'
+import AjvCompiler from '@fastify/ajv-compiler'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import analyticsPlugin, { analyticsSettings } from '../analytics/plugin.ts'
 import { checkedClaims } from '../auth/tokens.ts'
@@ -95,8 +96,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     // coerceTypes true, not Fastify's 'array': `{"events": 5}` must be a 400, not a batch of one.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
-    // Malformed URLs and over-long path parameters go through the coded catalogue too.
-    frameworkErrors: (error, request, reply) => errorHandler(error, request, reply),
+    schemaController: { compilersFactory: { buildValidator: bodiesAsSent } },
+    // Malformed URLs and over-long path parameters go through the coded catalogue
+    // too, and carry the headers every answer does (no hook runs for them).
+    frameworkErrors: (error, request, reply) => {
+      reply.header('x-request-id', request.id).header('x-client-queue-lag', String(app.lag.lagMs()))
+      return errorHandler(error, request, reply)
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
   const allowedMethods = trackRouteMethods(app)
 
@@ -184,4 +190,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(cohortRoutes, { staleAfterMs: analytics.staleAfterMs })
   await app.register(jobRoutes)
   return app
+}
+
+const ajvCompilers = AjvCompiler()
+type BuildValidator = AjvCompiler.BuildCompilerFromPool
+type RouteSchema = { httpPart?: string; schema: unknown }
+
+/**
+ * Query strings, path parameters and headers arrive as text, so they are
+ * coerced to their schemas' types; a JSON body is validated as sent: an admin
+ * body's `"lessonCount": "0x10"`, `true` or `null` is a 400, not 16, 1 or 0
+ * stored, and a `"userId": 42` is not stored as "42".
+ */
+const bodiesAsSent: BuildValidator = (externalSchemas, ajvOptions) => {
+  const options = (ajvOptions ?? {}) as { customOptions?: object }
+  const coercing = ajvCompilers(externalSchemas, options) as unknown as (route: RouteSchema) => unknown
+  const exact = ajvCompilers(externalSchemas, { ...options, customOptions: { ...options.customOptions, coerceTypes: false } }) as unknown as (route: RouteSchema) => unknown
+  return ((route: RouteSchema) => (route.httpPart === 'body' ? exact : coercing)(route)) as ReturnType<BuildValidator>
 }

@@ -75,6 +75,25 @@ t.test('admin routes: courses and assignments need an admin or service of that o
   const bad = await put(admin, '/api/v1/orgs/org-a/courses', { courses: [{ courseId: 'c3', lessonCount: -1 }] })
   t.equal(bad.statusCode, 400)
   t.equal(bad.json().code, 'INVALID_BODY')
+
+  // A JSON body is taken as sent: no type is converted (a query string's text is), no unknown field passes.
+  for (const [url, body] of [
+    ['courses', { courses: [{ courseId: 'c4', lessonCount: '0x10' }] }],
+    ['courses', { courses: [{ courseId: 'c4', lessonCount: null }] }],
+    ['courses', { courses: [{ courseId: 'c4', lessonCount: true }] }],
+    ['courses', { courses: [{ courseId: false, lessonCount: 1 }] }],
+    ['courses', { courses: [{ courseId: 'c4', lessonCount: 1, category: true }] }],
+    ['courses', { courses: [{ courseId: 'c4', lessonCount: 1 }], extra: 1 }],
+    ['assignments', { assignments: [{ userId: 42, courseId: 'c1' }] }],
+    ['assignments', { assignments: [{ userId: 'u4', courseId: 'c1' }], constructor: 1 }],
+  ] as const) {
+    const res = await put(admin, `/api/v1/orgs/org-a/${url}`, body)
+    t.equal(res.statusCode, 400, JSON.stringify(body))
+    t.equal(res.json().code, 'INVALID_BODY')
+  }
+  const [written] = await h.sql<{ n: number }[]>`
+    select (select count(*) from courses where course_id in ('c4', 'false')) + (select count(*) from assignments where user_id in ('42', 'u4'))::int as n`
+  t.equal(Number(written!.n), 0, 'and nothing of them is written')
 })
 
 t.test('sentAt stores the client clock offset per event', async (t) => {

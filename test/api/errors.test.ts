@@ -130,6 +130,8 @@ t.test('malformed URLs and over-long path parameters are coded 400s', async (t) 
     const res = await h.app.inject({ method: 'GET', url })
     t.equal(res.statusCode, 400)
     t.equal(res.json().code, 'INVALID_PARAMS')
+    t.equal(res.headers['x-client-queue-lag'], '0', 'with the headers every answer carries')
+    t.ok(res.headers['x-request-id'])
   }
 })
 

@@ -21,7 +21,7 @@ const CoursesBody = Type.Object({
     ),
     { minItems: 1, maxItems: 1000 },
   ),
-})
+}, { additionalProperties: false })
 
 const AssignmentsBody = Type.Object({
   assignments: Type.Array(
@@ -35,7 +35,7 @@ const AssignmentsBody = Type.Object({
     ),
     { minItems: 1, maxItems: 5000 },
   ),
-})
+}, { additionalProperties: false })
 
 const Replayed = Type.Object({ progress: Type.Integer(), analytics: Type.Integer() })
 
