@@ -46,8 +46,11 @@ const REFUSALS = {
   413: error('PAYLOAD_TOO_LARGE: body over MAX_BATCH_BYTES'),
   415: error('UNSUPPORTED_MEDIA_TYPE: not application/json'),
   429: error('RATE_LIMITED: over RATE_LIMIT_BATCHES_PER_SECOND', true),
-  503: error('OVERLOADED, DATABASE_UNAVAILABLE or IDENTITY_PROVIDER_UNAVAILABLE: nothing was written', true),
+  503: error('OVERLOADED or IDENTITY_PROVIDER_UNAVAILABLE: nothing was written; DATABASE_UNAVAILABLE: nothing was written, or the database did not answer within 5 s (then a retry is counted once)', true),
 }
+// The read and admin routes' refusals that come from plugins, not their schemas.
+const READ_UNAVAILABLE = error('OVERLOADED, DATABASE_UNAVAILABLE or IDENTITY_PROVIDER_UNAVAILABLE', true)
+const REFRESH_PATH = '/api/v1/analytics/learner/{userId}/refresh'
 
 export function describeIngestion({ openapiObject }: { openapiObject: Json }): Json {
   const document = openapiObject as Json & { components?: Json & { schemas?: Json }; paths: Record<string, Record<string, Json>> }
@@ -77,6 +80,14 @@ export function describeIngestion({ openapiObject }: { openapiObject: Json }): J
     post.responses = {
       200: { ...ok, description: 'every event accounted for once: accepted, duplicates, deferred or rejected by index' },
       ...REFUSALS,
+    }
+  }
+  for (const [path, operations] of Object.entries(document.paths)) {
+    if (!path.startsWith('/api/v1/')) continue
+    for (const operation of Object.values(operations)) {
+      const responses = (operation.responses ??= {}) as Record<string, Json>
+      responses['503'] ??= READ_UNAVAILABLE
+      if (path === REFRESH_PATH) responses['429'] = error('RATE_LIMITED: past REFRESH_LIMIT', true)
     }
   }
   // Every response carries the lag advice (contract section 4), reads and

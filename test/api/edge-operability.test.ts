@@ -92,6 +92,8 @@ t.test('the OpenAPI document lists the ingestion routes with their schemas', asy
   t.ok(batch.responses['200'].headers['X-Client-Queue-Lag'] && batch.responses['503'].headers['Retry-After'], 'with the lag and Retry-After headers')
   const progress = doc.paths['/api/v1/progress/me'].get
   t.ok(progress.responses['200'].headers['X-Client-Queue-Lag'], 'reads document the lag header too: every response carries it')
+  t.ok(progress.responses['503'].headers['Retry-After'], 'and their 503 (shedding, an unavailable database) with Retry-After')
+  t.ok(doc.paths['/api/v1/analytics/learner/{userId}/refresh'].post.responses['429'].headers['Retry-After'], "and the refresh limit's 429")
   t.same(doc.security, [{ bearer: [] }], 'routes need a bearer token')
   t.same(doc.paths['/api/health']?.get?.security, [], 'but not the health check')
   t.notOk(doc.paths['/metrics'], '/metrics is not part of the API document')
