@@ -105,6 +105,8 @@ begin
   -- Holds the org's rollup row lock to commit: no rollup chunk of this org
   -- interleaves, and v_mark says which of the learner's rows the rollups hold.
   v_mark := rollup_lock_org(p_org);
+  -- The learner's write lock, after every lock of the org (sql/000045 says why).
+  perform pg_advisory_xact_lock(learner_write_lock_class(), learner_write_lock(p_user));
   -- Before their events go: the counters lose what those events added.
   v_removed := jsonb_build_object('rollup_buckets_adjusted', rollup_subtract_learner(p_org, p_user, v_mark));
 

@@ -34,9 +34,8 @@ function componentSchema(schema: unknown): Json {
 const header = (description: string, schema: Json) => ({ description, schema })
 const LAG = header('milliseconds the client should add before its next flush (0 while the database answers within LAG_SLO_MS)', { type: 'integer', minimum: 0, maximum: 30000 })
 const RETRY_AFTER = header('seconds to wait before retrying', { type: 'integer', minimum: 1 })
-const error = (description: string, retry = false) => ({
+const error = (description: string) => ({
   description,
-  ...(retry ? { headers: { 'Retry-After': RETRY_AFTER } } : {}),
   content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 })
 const REFUSALS = {
@@ -45,12 +44,13 @@ const REFUSALS = {
   403: error("FOREIGN_USER: a learner sending another user's events; FORBIDDEN: another org's data"),
   413: error('PAYLOAD_TOO_LARGE: body over MAX_BATCH_BYTES'),
   415: error('UNSUPPORTED_MEDIA_TYPE: not application/json'),
-  429: error('RATE_LIMITED: over RATE_LIMIT_BATCHES_PER_SECOND', true),
-  503: error('OVERLOADED or IDENTITY_PROVIDER_UNAVAILABLE: nothing was written; DATABASE_UNAVAILABLE: nothing was written, or the database did not answer within 5 s (then a retry is counted once)', true),
+  429: error('RATE_LIMITED: over RATE_LIMIT_BATCHES_PER_SECOND'),
+  503: error('OVERLOADED or IDENTITY_PROVIDER_UNAVAILABLE: nothing was written; DATABASE_UNAVAILABLE: nothing was written, or the database did not answer within 5 s (then a retry is counted once)'),
 }
 // The read and admin routes' refusals that come from plugins, not their schemas.
-const READ_UNAVAILABLE = error('OVERLOADED, DATABASE_UNAVAILABLE or IDENTITY_PROVIDER_UNAVAILABLE', true)
-const REFRESH_PATH = '/api/v1/analytics/learner/{userId}/refresh'
+const READ_UNAVAILABLE = error('OVERLOADED, DATABASE_UNAVAILABLE or IDENTITY_PROVIDER_UNAVAILABLE')
+/** Statuses whose answers carry Retry-After, whichever route gives them. */
+const RETRY_STATUSES = new Set(['429', '503'])
 
 export function describeIngestion({ openapiObject }: { openapiObject: Json }): Json {
   const document = openapiObject as Json & { components?: Json & { schemas?: Json }; paths: Record<string, Record<string, Json>> }
@@ -85,17 +85,20 @@ export function describeIngestion({ openapiObject }: { openapiObject: Json }): J
   for (const [path, operations] of Object.entries(document.paths)) {
     if (!path.startsWith('/api/v1/')) continue
     for (const operation of Object.values(operations)) {
-      const responses = (operation.responses ??= {}) as Record<string, Json>
-      responses['503'] ??= READ_UNAVAILABLE
-      if (path === REFRESH_PATH) responses['429'] = error('RATE_LIMITED: past REFRESH_LIMIT', true)
+      ;((operation.responses ??= {}) as Record<string, Json>)['503'] ??= READ_UNAVAILABLE
     }
   }
   // Every response carries the lag advice (contract section 4), reads and
-  // ingestion's refusals alike: added here once rather than route by route.
+  // ingestion's refusals alike, and every 429 and 503 Retry-After: added here
+  // once rather than route by route.
   for (const operations of Object.values(document.paths)) {
     for (const operation of Object.values(operations)) {
-      for (const response of Object.values((operation.responses ?? {}) as Record<string, Json>)) {
-        response.headers = { 'X-Client-Queue-Lag': LAG, ...(response.headers as Json | undefined) }
+      for (const [status, response] of Object.entries((operation.responses ?? {}) as Record<string, Json>)) {
+        response.headers = {
+          'X-Client-Queue-Lag': LAG,
+          ...(RETRY_STATUSES.has(status) ? { 'Retry-After': RETRY_AFTER } : {}),
+          ...(response.headers as Json | undefined),
+        }
       }
     }
   }

@@ -187,7 +187,7 @@ export default fp<RateLimitPluginOptions>(
       },
       // User ids are an org's own: two orgs' learner-42 are two users.
       keyGenerator: (request) =>
-        request.principal ? `user:${JSON.stringify([request.principal.orgId ?? null, request.principal.userId])}` : `ip:${request.ip}`,
+        request.principal ? `user:${request.principal.orgId ?? ''}\u001f${request.principal.userId}` : `ip:${request.ip}`,
       onExceeded: () => limited.inc(),
       errorResponseBuilder: (_request, context) => new Errors.RATE_LIMITED(String(Math.max(1, Math.ceil(context.ttl / 1000)))),
     })

@@ -70,7 +70,7 @@ const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async (app, 
         tags: ['analytics'],
         params: UserParams,
         querystring: RoleQuery,
-        response: { 202: Type.Object({ jobId: Type.String() }), '4xx': ErrorResponse },
+        response: { 202: Type.Object({ jobId: Type.String() }), 429: { ...ErrorResponse, description: 'RATE_LIMITED: past REFRESH_LIMIT' }, '4xx': ErrorResponse },
       },
     },
     async (request, reply) => {
