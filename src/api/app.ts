@@ -60,6 +60,8 @@ export interface EdgeOptions {
   inFlightPerConnection?: number
   /** How many times that many are admitted while no queue stands (1 turns bursts off). */
   burstFactor?: number
+  /** How long an ingestion write may wait for the database before 503 (default WRITE_DEADLINE_MS). */
+  writeDeadlineMs?: number
   redisKeyPrefix?: string
   processMetrics?: boolean
 }
@@ -152,7 +154,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(edge.redisKeyPrefix ? { redisKeyPrefix: edge.redisKeyPrefix } : {}),
   })
   await app.register(clientQueuePlugin)
-  await app.register(ingestPlugin, { lagSloMs: config.LAG_SLO_MS, groupCommit: config.GROUP_COMMIT })
+  await app.register(ingestPlugin, {
+    lagSloMs: config.LAG_SLO_MS,
+    groupCommit: config.GROUP_COMMIT,
+    ...(edge.writeDeadlineMs ? { writeDeadlineMs: edge.writeDeadlineMs } : {}),
+  })
   await app.register(jobsPlugin, { url: options.databaseUrl })
   const analytics = analyticsSettings(config)
   await app.register(analyticsPlugin, { staleAfterMs: analytics.staleAfterMs })

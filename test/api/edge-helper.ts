@@ -59,7 +59,10 @@ export async function buildEdge(t: Test, options: EdgeBuildOptions = {}): Promis
     databaseUrl: url,
     logStream: log,
     // Process metrics add GC observers per app; the edge tests only need them once.
-    edge: { processMetrics: false, ...options.edge },
+    // These tests block the database on purpose, for longer than the write
+    // deadline on a slow machine (the memory test's flood took over 5 s in CI):
+    // the deadline has its own test (edge-outage.test.ts).
+    edge: { processMetrics: false, writeDeadlineMs: 600_000, ...options.edge },
   })
   await app.ready()
   t.teardown(() => app.close())

@@ -56,6 +56,7 @@ export interface IngestPluginOptions {
   lagSloMs: number
   /** Coalesce concurrent calls (src/ingest/group-commit.ts) instead of one call per request. */
   groupCommit?: boolean
+  writeDeadlineMs?: number
 }
 
 export default fp<IngestPluginOptions>(
@@ -63,11 +64,12 @@ export default fp<IngestPluginOptions>(
     const lag = new LagMeter({ sloMs: options.lagSloMs })
     const direct = options.groupCommit ? groupCommitWriter(app.sql) : directWriter(app.sql)
     const metrics = ingestMetrics(app.metrics.registry, lag)
+    const deadlineMs = options.writeDeadlineMs ?? WRITE_DEADLINE_MS
     const writer: BatchWriter = {
       async write(stream, rows) {
         const release = app.ingestGate.acquire()
         try {
-          return await withDeadline(WRITE_DEADLINE_MS, (signal) => direct.write(stream, rows as never, signal))
+          return await withDeadline(deadlineMs, (signal) => direct.write(stream, rows as never, signal))
         } finally {
           const ms = release()
           lag.observe(ms)
