@@ -1,6 +1,7 @@
 // The one catalogue of coded errors. Every whole-request failure the API can
 // answer with is here, mapped to its HTTP status; docs/errors.md documents each
 // code and a test fails when one is missing there.
+import { maxHeaderSize } from 'node:http'
 import createError from '@fastify/error'
 
 export const Errors = {
@@ -20,7 +21,11 @@ export const Errors = {
   NOT_FOUND: createError('NOT_FOUND', 'Not found: %s', 404),
   METHOD_NOT_ALLOWED: createError('METHOD_NOT_ALLOWED', 'Method not allowed: %s', 405),
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'Request body is larger than %s bytes', 413),
-  UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json, got %s', 415),
+  UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Request body must be uncompressed application/json: got %s', 415),
+  // Refused by Node's HTTP parser, before any route (src/api/client-error.ts).
+  MALFORMED_REQUEST: createError('MALFORMED_REQUEST', 'The request is not valid HTTP/1.1', 400),
+  REQUEST_TIMEOUT: createError('REQUEST_TIMEOUT', 'The request did not arrive in time', 408),
+  HEADERS_TOO_LARGE: createError('HEADERS_TOO_LARGE', `Request headers are larger than ${maxHeaderSize} bytes`, 431),
   RATE_LIMITED: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
   OVERLOADED: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
   DATABASE_UNAVAILABLE: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry in %s seconds', 503),

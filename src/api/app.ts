@@ -9,6 +9,7 @@ import analyticsPlugin, { analyticsSettings } from '../analytics/plugin.ts'
 import { checkedClaims } from '../auth/tokens.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
+import { answerClientError } from './client-error.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
 import { describeIngestion } from './openapi.ts'
 import { trackRouteMethods } from './route-methods.ts'
@@ -101,6 +102,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     schemaController: { compilersFactory: { buildValidator: bodiesAsSent } },
     // Malformed URLs and over-long path parameters go through the coded catalogue
     // too, and carry the headers every answer does (no hook runs for them).
+    clientErrorHandler: answerClientError,
     frameworkErrors: (error, request, reply) => {
       reply.header('x-request-id', request.id).header('x-client-queue-lag', String(app.lag.lagMs()))
       return errorHandler(error, request, reply)
@@ -110,6 +112,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // JSON only: Fastify's built-in text/plain parser would let a text body reach validation.
   app.removeContentTypeParser('text/plain')
+  // Bodies are read as sent: a compressed one would otherwise fail as
+  // INVALID_JSON, which does not tell its client what to change.
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const encoding = request.headers['content-encoding']
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      throw new Errors.UNSUPPORTED_MEDIA_TYPE(`Content-Encoding ${encoding.slice(0, 40)}`)
+    }
+    return payload
+  })
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)

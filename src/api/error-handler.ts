@@ -56,7 +56,7 @@ export function toCodedError(error: FastifyError, bodyLimit: number): CodedError
       return new Errors.PAYLOAD_TOO_LARGE(String(bodyLimit)) as CodedError
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new Errors.UNSUPPORTED_MEDIA_TYPE('an unsupported type') as CodedError
+      return new Errors.UNSUPPORTED_MEDIA_TYPE('an unsupported Content-Type') as CodedError
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return new Errors.INVALID_PARAMS('the URL is malformed or a path parameter is too long') as CodedError

@@ -43,7 +43,7 @@ const REFUSALS = {
   401: error('UNAUTHORIZED: missing, malformed, expired or wrongly signed token'),
   403: error("FOREIGN_USER: a learner sending another user's events; FORBIDDEN: another org's data"),
   413: error('PAYLOAD_TOO_LARGE: body over MAX_BATCH_BYTES'),
-  415: error('UNSUPPORTED_MEDIA_TYPE: not application/json'),
+  415: error('UNSUPPORTED_MEDIA_TYPE: not application/json, or compressed (Content-Encoding)'),
   429: error('RATE_LIMITED: over RATE_LIMIT_BATCHES_PER_SECOND'),
   503: error('OVERLOADED or IDENTITY_PROVIDER_UNAVAILABLE: nothing was written; DATABASE_UNAVAILABLE: nothing was written, or the database did not answer within 5 s (then a retry is counted once)'),
 }

@@ -1,5 +1,7 @@
 // Every whole-request error of the contract's table, and the catalogue's docs.
 import fs from 'node:fs'
+import net from 'node:net'
+import { gzipSync } from 'node:zlib'
 import { SignJWT } from 'jose'
 import t from 'tap'
 import { Errors } from '../../src/errors.ts'
@@ -33,7 +35,7 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
   const bigBody = JSON.stringify({ events: Array.from({ length: 2900 }, () => bigEvent) })
   t.ok(Buffer.byteLength(bigBody) > 300_000)
 
-  const cases: { name: string; headers: Record<string, string>; body: string; status: number; code: string }[] = [
+  const cases: { name: string; headers: Record<string, string>; body: string | Buffer; status: number; code: string }[] = [
     { name: 'body is not JSON', headers: json, body: '{"events": [', status: 400, code: 'INVALID_JSON' },
     { name: 'events missing', headers: json, body: '{"sentAt":"2026-01-01T00:00:00Z"}', status: 400, code: 'INVALID_BODY' },
     { name: 'events not an array', headers: json, body: '{"events":{"a":1}}', status: 400, code: 'INVALID_BODY' },
@@ -47,6 +49,9 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
     },
     { name: '300 KB body', headers: json, body: bigBody, status: 413, code: 'PAYLOAD_TOO_LARGE' },
     { name: 'text/plain', headers: { ...auth, 'content-type': 'text/plain' }, body: JSON.stringify({ events: [progressEvent()] }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    // Bodies are taken as sent: compressed, or only said to be, they are refused by their encoding.
+    { name: 'gzip body', headers: { ...json, 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify({ events: [progressEvent()] })), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    { name: 'plain body said to be br', headers: { ...json, 'content-encoding': 'br' }, body: JSON.stringify({ events: [progressEvent()] }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
     { name: 'no token', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
     { name: 'expired token', headers: { authorization: `Bearer ${expired}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
     { name: 'wrong secret', headers: { authorization: `Bearer ${wrongSecret}`, 'content-type': 'application/json' }, body: JSON.stringify({ events: [progressEvent()] }), status: 401, code: 'UNAUTHORIZED' },
@@ -84,6 +89,10 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
   t.equal(noEvents.json().message, "Request body is invalid: body must have required property 'events'")
   const extraField = await h.app.inject({ method: 'POST', url: BATCH, headers: json, payload: { events: [progressEvent({ mood: 'happy' })] } })
   t.match(extraField.json(), { accepted: 0, rejected: [{ index: 0, code: 'invalid_event', message: '/mood is not a field of this event' }] })
+  const gzipped = await h.app.inject({ method: 'POST', url: BATCH, headers: { ...json, 'content-encoding': 'gzip' }, payload: gzipSync('{"events":[]}') })
+  t.equal(gzipped.json().message, 'Request body must be uncompressed application/json: got Content-Encoding gzip')
+  const identity = await h.app.inject({ method: 'POST', url: BATCH, headers: { ...json, 'content-encoding': 'identity' }, payload: { events: [] } })
+  t.equal(identity.statusCode, 200, 'Content-Encoding identity is no encoding')
   const query = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me?course=1', headers: auth })
   t.equal(query.json().message, 'Query string is invalid: querystring has no property "course"')
 })
@@ -141,4 +150,47 @@ t.test('the secret the tests use is the one tokens are checked against', async (
   const res = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${await h.token('alice')}` } })
   t.equal(res.statusCode, 200)
   t.ok(TEST_SECRET.length >= 32)
+})
+
+t.test("what Node's HTTP parser refuses is answered with the catalogue's body too", async (t) => {
+  const h = await build(t)
+  await h.app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = h.app.server.address() as net.AddressInfo
+  /** The raw answer to raw bytes: status line, headers and body. */
+  const exchange = (bytes: string) =>
+    new Promise<{ status: number; headers: string; body: Record<string, unknown> }>((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes))
+      let text = ''
+      socket.on('data', (chunk) => (text += chunk))
+      socket.on('error', reject)
+      socket.on('close', () => {
+        const [head = '', body = ''] = text.split('\r\n\r\n')
+        resolve({ status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body: JSON.parse(body) })
+      })
+    })
+  const bigHeader = `GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`
+  for (const [name, bytes, status, code] of [
+    ['headers over 16 KB', bigHeader, 431, 'HEADERS_TOO_LARGE'],
+    ['bytes that are not HTTP', 'NOT HTTP AT ALL\r\n\r\n', 400, 'MALFORMED_REQUEST'],
+  ] as const) {
+    const answer = await exchange(bytes)
+    t.equal(answer.status, status, name)
+    t.same(Object.keys(answer.body).sort(), ['code', 'error', 'message', 'statusCode'], `${name}: the uniform body`)
+    t.match(answer.body, { statusCode: status, code }, name)
+    t.match(answer.headers, /\r\nx-request-id: [\w-]{36}\r\n/, `${name}: a request id`)
+    t.match(answer.headers, /\r\nx-client-queue-lag: 0\r\n/, `${name}: the lag advice`)
+  }
+  // Node answers a request too slow to arrive only after its 30 s check: the handler is driven directly.
+  const timedOut = new Promise<string>((resolve) => {
+    h.app.server.once('connection', (serverSide: net.Socket) => {
+      h.app.server.emit('clientError', Object.assign(new Error('timed out'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), serverSide)
+    })
+    const socket = net.connect(port, '127.0.0.1')
+    let text = ''
+    socket.on('data', (chunk) => (text += chunk))
+    socket.on('close', () => resolve(text))
+  })
+  const text = await timedOut
+  t.match(text, /^HTTP\/1\.1 408 Request Timeout\r\n/)
+  t.match(JSON.parse(text.split('\r\n\r\n')[1]!), { statusCode: 408, code: 'REQUEST_TIMEOUT' })
 })
