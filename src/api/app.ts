@@ -54,6 +54,9 @@ export type AppConfig = Pick<
   // Optional so that callers building the app by hand get the schema defaults.
   Partial<Pick<Config, 'STALE_AFTER_MS' | 'REFRESH_LIMIT' | 'METRICS_PORT'>>
 
+/** How long an authenticated read may take before 503: well above a healthy one, even under overload. */
+export const READ_DEADLINE_MS = 10_000
+
 /** Edge-protection knobs that are not environment settings (docs/edge.md). */
 export interface EdgeOptions {
   pressure?: PressureLimits
@@ -122,6 +125,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return payload
   })
 
+  // Authenticated reads wait on nothing but the database: one that hangs with
+  // the pool's connections open (frozen, its disk stalled) is answered 503
+  // DATABASE_UNAVAILABLE (FST_ERR_HANDLER_TIMEOUT) rather than never.
+  // Ingestion has its own, shorter deadline on the write alone; admin writes,
+  // which may be long, none.
+  app.addHook('onRoute', (route) => {
+    const reads = [route.method].flat().every((method) => method === 'GET' || method === 'HEAD')
+    if (reads && !route.config?.public) route.handlerTimeout ??= READ_DEADLINE_MS
+  })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })

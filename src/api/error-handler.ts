@@ -21,6 +21,7 @@ const UNAVAILABLE_CODES = new Set([
   '40P01', '40001', // deadlock (resolved by aborting us), serialization failure
   '57014', // statement timeout
   'WRITE_DEADLINE', // the database did not answer an ingestion write in time (src/api/plugins/ingest.ts)
+  'FST_ERR_HANDLER_TIMEOUT', // a read did not finish in time (READ_DEADLINE_MS in src/api/app.ts)
 ])
 
 // PostgreSQL refusing text the client sent: NUL in a parameter (22021) or in

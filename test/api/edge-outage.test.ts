@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import t, { type Test } from 'tap'
-import { buildApp, type AppOptions } from '../../src/api/app.ts'
+import { buildApp, READ_DEADLINE_MS, type AppOptions } from '../../src/api/app.ts'
 import { WRITE_DEADLINE_MS } from '../../src/api/plugins/ingest.ts'
 import { mintToken } from '../../src/auth/tokens.ts'
 import { openEmbedded } from '../../src/db/embedded.ts'
@@ -165,6 +165,25 @@ t.test('a database that hangs with the connections open: 503 at the write deadli
   t.match((await send(inFlight)).json(), { duplicates: 1 })
   t.equal(await stored(queued), 0, 'the batch still queued when its deadline passed was never written')
   t.match((await send(queued)).json(), { accepted: 1 }, 'and its retry is stored')
+})
+
+t.test('a read on a database that hangs with the connections open: 503 at the read deadline', async (t) => {
+  const { app, relay } = await appBehindRelay(t)
+  const token = await mintToken(TEST_SECRET, { userId: 'alice' })
+  const read = () => app.inject({ method: 'GET', url: '/api/v1/progress/me', headers: { authorization: `Bearer ${token}` } })
+  t.equal((await read()).statusCode, 200, 'the pool has an open connection, which the next read takes')
+
+  relay.stall()
+  const started = performance.now()
+  const res = await read()
+  const ms = Math.round(performance.now() - started)
+  t.equal(res.statusCode, 503)
+  t.match(res.json(), { code: 'DATABASE_UNAVAILABLE', message: 'Database is unavailable: retry in 2 seconds' })
+  t.equal(res.headers['retry-after'], '2')
+  t.ok(ms >= READ_DEADLINE_MS - 100 && ms < READ_DEADLINE_MS + 1500, `answered at the deadline, not when the database came back: ${ms} ms`)
+
+  relay.resume()
+  t.ok(await eventually(async () => (await read()).statusCode === 200, 10000, 100), 'answered again once it does')
 })
 
 t.test('an unreachable database: one warning for a burst of 503s, not a stack trace per request', async (t) => {
