@@ -116,13 +116,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // JSON only: Fastify's built-in text/plain parser would let a text body reach validation.
   app.removeContentTypeParser('text/plain')
   // Bodies are read as sent: a compressed one would otherwise fail as
-  // INVALID_JSON, which does not tell its client what to change.
-  app.addHook('preParsing', async (request, _reply, payload) => {
+  // INVALID_JSON, which does not tell its client what to change. A callback
+  // hook, not an async one: every batch runs it, and the promise cost 2-3 µs.
+  app.addHook('preParsing', (request, _reply, payload, done) => {
     const encoding = request.headers['content-encoding']
     if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      throw new Errors.UNSUPPORTED_MEDIA_TYPE(`Content-Encoding ${encoding.slice(0, 40)}`)
+      return done(new Errors.UNSUPPORTED_MEDIA_TYPE(`Content-Encoding ${encoding.slice(0, 40)}`))
     }
-    return payload
+    done(null, payload)
   })
 
   // Authenticated reads wait on nothing but the database: one that hangs with
