@@ -1,6 +1,7 @@
 // Composes the API: plugins first, then routes, and the single error handler.
 // It never listens; src/api/server.ts does.
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { DestinationStream } from 'pino'
 import swagger from '@fastify/swagger'
 import AjvCompiler from '@fastify/ajv-compiler'
@@ -53,6 +54,20 @@ export type AppConfig = Pick<
 > &
   // Optional so that callers building the app by hand get the schema defaults.
   Partial<Pick<Config, 'STALE_AFTER_MS' | 'REFRESH_LIMIT' | 'METRICS_PORT'>>
+
+/**
+ * The compression a request body was sent with, named for a 415, or undefined
+ * when it has none (or no body: a health check's stray header is no reason to refuse it).
+ */
+function bodyEncoding(headers: IncomingHttpHeaders): string | undefined {
+  const length = headers['content-length']
+  if ((length === undefined || length === '0') && headers['transfer-encoding'] === undefined) return undefined
+  const content = headers['content-encoding']?.trim().toLowerCase()
+  if (content && content !== 'identity') return `Content-Encoding ${content.slice(0, 40)}`
+  const transfer = headers['transfer-encoding']?.toLowerCase()
+  if (transfer?.split(',').some((coding) => coding.trim() !== 'chunked')) return `Transfer-Encoding ${transfer.slice(0, 40)}`
+  return undefined
+}
 
 /** How long an authenticated read may take before 503: well above a healthy one, even under overload. */
 export const READ_DEADLINE_MS = 10_000
@@ -119,10 +134,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // INVALID_JSON, which does not tell its client what to change. A callback
   // hook, not an async one: every batch runs it, and the promise cost 2-3 µs.
   app.addHook('preParsing', (request, _reply, payload, done) => {
-    const encoding = request.headers['content-encoding']
-    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
-      return done(new Errors.UNSUPPORTED_MEDIA_TYPE(`Content-Encoding ${encoding.slice(0, 40)}`))
-    }
+    const encoding = bodyEncoding(request.headers)
+    if (encoding !== undefined) return done(new Errors.UNSUPPORTED_MEDIA_TYPE(encoding))
     done(null, payload)
   })
 

@@ -4,7 +4,7 @@
 // refusal, with the headers every answer carries (no request hook runs here,
 // so there is no CORS: the request's headers were never read).
 import { randomUUID } from 'node:crypto'
-import { STATUS_CODES } from 'node:http'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { Errors } from '../errors.ts'
@@ -16,10 +16,23 @@ function refusal(code: string | undefined) {
   return new Errors.MALFORMED_REQUEST()
 }
 
+/** The answer still owed on this connection to an earlier, pipelined request (Node's own field). */
+function pendingResponse(socket: Socket): ServerResponse | undefined {
+  const pending = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage
+  return pending && !pending.writableFinished ? pending : undefined
+}
+
 /** Fastify's clientErrorHandler: `this` is the app. */
 export function answerClientError(this: FastifyInstance, error: Error & { code?: string }, socket: Socket): void {
   // A reset connection has nobody left to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return
+  // Earlier requests on the connection are answered first, in order: a refusal
+  // sent now would be read as their answer, and a batch written would seem refused.
+  const earlier = pendingResponse(socket)
+  if (earlier) {
+    earlier.once('close', () => answerClientError.call(this, error, socket))
+    return
+  }
   const refused = refusal(error.code)
   this.log.debug({ err: error, code: refused.code }, 'request refused by the HTTP parser')
   if (socket.writable) {

@@ -67,6 +67,9 @@ export function toCodedError(error: FastifyError, bodyLimit: number): CodedError
   if (error.code && UNSTORABLE_TEXT_CODES.has(error.code)) {
     return new Errors.INVALID_TEXT('a string holds a NUL character or an unpaired UTF-16 surrogate') as CodedError
   }
+  // A body its client stopped sending (Fastify marks body-stream errors 400):
+  // the reset is the client's connection, not the database's.
+  if (error.code === 'ECONNRESET' && error.statusCode === 400) return new Errors.MALFORMED_REQUEST() as CodedError
   if (error.code && UNAVAILABLE_CODES.has(error.code)) {
     return new Errors.DATABASE_UNAVAILABLE(String(RETRY_AFTER_SECONDS)) as CodedError
   }

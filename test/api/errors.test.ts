@@ -4,6 +4,8 @@ import net from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { SignJWT } from 'jose'
 import t from 'tap'
+import type { FastifyError } from 'fastify'
+import { toCodedError } from '../../src/api/error-handler.ts'
 import { Errors } from '../../src/errors.ts'
 import { build, progressEvent, seedOrg, TEST_SECRET } from '../helper.ts'
 
@@ -93,6 +95,10 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
   t.equal(gzipped.json().message, 'Request body must be uncompressed application/json: got Content-Encoding gzip')
   const identity = await h.app.inject({ method: 'POST', url: BATCH, headers: { ...json, 'content-encoding': 'identity' }, payload: { events: [] } })
   t.equal(identity.statusCode, 200, 'Content-Encoding identity is no encoding')
+  const chunkedGzip = await h.app.inject({ method: 'POST', url: BATCH, headers: { ...json, 'transfer-encoding': 'gzip, chunked' }, payload: '{"events":[]}' })
+  t.match(chunkedGzip.json(), { statusCode: 415, message: 'Request body must be uncompressed application/json: got Transfer-Encoding gzip, chunked' })
+  const bodiless = await h.app.inject({ method: 'GET', url: '/api/health', headers: { 'content-encoding': 'gzip' } })
+  t.equal(bodiless.statusCode, 200, 'a request without a body is not refused for a stray Content-Encoding')
   const query = await h.app.inject({ method: 'GET', url: '/api/v1/progress/me?course=1', headers: auth })
   t.equal(query.json().message, 'Query string is invalid: querystring has no property "course"')
 })
@@ -180,6 +186,23 @@ t.test("what Node's HTTP parser refuses is answered with the catalogue's body to
     t.match(answer.headers, /\r\nx-request-id: [\w-]{36}\r\n/, `${name}: a request id`)
     t.match(answer.headers, /\r\nx-client-queue-lag: 0\r\n/, `${name}: the lag advice`)
   }
+  // Pipelined behind a batch still being written, a refusal waits for that batch's answer.
+  await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 3 }], ['alice'])
+  const token = await h.token('alice')
+  const body = JSON.stringify({ events: [progressEvent()] })
+  const post = `POST ${BATCH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  const pipelined = await new Promise<string>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(post + 'GARBAGE\r\n\r\n'))
+    let text = ''
+    socket.on('data', (chunk) => (text += chunk))
+    socket.on('error', reject)
+    socket.on('close', () => resolve(text))
+  })
+  const statuses = [...pipelined.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => Number(match[1]))
+  t.same(statuses, [200, 400], 'the batch is answered 200, then the garbage 400, in order')
+  t.match(pipelined, /"accepted":1/)
+  t.match(pipelined, /"code":"MALFORMED_REQUEST"/)
+
   // Node answers a request too slow to arrive only after its 30 s check: the handler is driven directly.
   const timedOut = new Promise<string>((resolve) => {
     h.app.server.once('connection', (serverSide: net.Socket) => {
@@ -193,4 +216,13 @@ t.test("what Node's HTTP parser refuses is answered with the catalogue's body to
   const text = await timedOut
   t.match(text, /^HTTP\/1\.1 408 Request Timeout\r\n/)
   t.match(JSON.parse(text.split('\r\n\r\n')[1]!), { statusCode: 408, code: 'REQUEST_TIMEOUT' })
+})
+
+t.test('a body its client stopped sending is the client\'s error, not a database outage', async (t) => {
+  // What Fastify hands the error handler when the request stream errors
+  // (content-type-parser marks it 400); postgres.js's resets carry no status.
+  const aborted = Object.assign(new Error('aborted'), { code: 'ECONNRESET', statusCode: 400 }) as FastifyError
+  t.equal(toCodedError(aborted, 1).code, 'MALFORMED_REQUEST')
+  const databaseReset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) as FastifyError
+  t.equal(toCodedError(databaseReset, 1).code, 'DATABASE_UNAVAILABLE')
 })
