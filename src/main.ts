@@ -21,8 +21,11 @@ const config = withDevSecret(loadConfigOrExit())
 const database = await locateDatabase(config, (line) => console.log(line))
 const sql = createPool(database.url, { max: 1, applicationName: 'start' })
 await readySchemaOrExit(sql, database, config, { migrate: true, log: console.log })
-// The demo learner of the printed token: without an assignment its events would be deferred.
-await seedDemo(sql, { learners: 1, courses: 1 })
+// The demo learner of the printed token: without an assignment its events
+// would be deferred. Only on the embedded database: DATABASE_URL may be a
+// school's production one, where a demo org and a 30-day token do not belong.
+const demo = database.embedded && Boolean(config.AUTH_JWT_SECRET)
+if (demo) await seedDemo(sql, { learners: 1, courses: 1 })
 await sql.end()
 
 /**
@@ -51,7 +54,14 @@ worker.on('exit', (code, signal) => {
   if (!stopping) console.error(`worker exited (${signal ?? code}); the API keeps running`)
 })
 
-if (config.AUTH_JWT_SECRET) {
+const running = `
+Learning-events ingestion service is running
+  API        ${api.url}   (OpenAPI: ${api.url}/documentation/json, health: ${api.url}/api/health)
+  Database   ${database.embedded ? `embedded PostgreSQL, data in ${config.DATA_DIR}/pg` : 'DATABASE_URL (no demo data written to it)'}`
+if (!demo || !config.AUTH_JWT_SECRET) {
+  const tokens = config.AUTH_JWT_SECRET ? ', or: npm run token -- --user ID --org ORG' : ''
+  console.log(`${running}\nTokens come from your identity provider${tokens}.\nStop with Ctrl-C.\n`)
+} else {
   const token = await mintToken(config.AUTH_JWT_SECRET, {
     userId: DEMO.userId,
     orgId: DEMO.orgId,
@@ -59,10 +69,7 @@ if (config.AUTH_JWT_SECRET) {
     ...checkedClaims(config),
   })
   const event = { eventId: randomUUID(), courseId: DEMO.courseId, lessonId: 'lesson-1', type: 'lesson_completed', occurredAt: new Date().toISOString() }
-  console.log(`
-Learning-events ingestion service is running
-  API        ${api.url}   (OpenAPI: ${api.url}/documentation/json, health: ${api.url}/api/health)
-  Database   ${database.embedded ? `embedded PostgreSQL, data in ${config.DATA_DIR}/pg` : 'DATABASE_URL'}
+  console.log(`${running}
 ${demoPage ? `  SDK demo   ${api.url}/demo   (paste the token below)\n` : ''}  Dev token  for ${DEMO.userId} in org ${DEMO.orgId}, valid 30 days:
 ${token}
 

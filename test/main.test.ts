@@ -10,6 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { testDatabase, testPool } from './helper.ts'
 
 /** `npm start` (src/main.ts) on a fresh DATA_DIR, with the embedded database; killed at the end of the test if still running. */
 function startMain(t: Test, port: number, extraEnv: Record<string, string> = {}) {
@@ -116,4 +117,22 @@ t.test('an API that fails to build stops with one line and releases the database
   t.equal(result.status, 1, 'exits 1')
   t.match(result.stderr, /^cannot start the API: ENOTDIR: [^\n]*\/dev\/null\/data[^\n]*\n$/, "one line with the error's message, not its stack")
   t.equal(result.stdout, 'released\n', 'the database was released')
+})
+
+t.test('npm start on DATABASE_URL writes no demo data and prints no token', async (t) => {
+  const url = await testDatabase(t)
+  const { child } = startMain(t, 0, { DATABASE_URL: url, AUTH_JWT_SECRET: 'x'.repeat(40) })
+  let output = ''
+  child.stdout.on('data', (chunk) => (output += chunk))
+  child.stderr.on('data', (chunk) => (output += chunk))
+  for (let i = 0; i < 600 && !output.includes('Stop with Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 100))
+  t.match(output, /DATABASE_URL \(no demo data written to it\)/, 'the service started on it')
+  t.match(output, /npm run token -- --user ID --org ORG/, 'it says how to mint a token')
+  t.notMatch(output, /Bearer |Dev token/, 'no 30-day token signed with the real secret')
+  const sql = testPool(t, url)
+  const [row] = await sql<{ n: number }[]>`select (select count(*) from courses) + (select count(*) from assignments) as n`
+  t.equal(Number(row!.n), 0, 'no demo org, course or assignment in what may be a production database')
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  t.equal((await exited)[0], 0)
 })
