@@ -102,7 +102,7 @@ t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a wo
     select extract(epoch from keep_until - created_on) / (365 * 86400) as years from pgboss.job where id = ${jobId}`
   t.ok(queued!.years >= 1, `a queued erasure is not deleted unrun after pg-boss's 14 days: it could wait ${queued!.years} years`)
 
-  for (const table of ['progress_events', 'analytics_events', 'user_lesson_progress', 'user_course_progress', 'learner_notes', 'org_rollup_learners']) {
+  for (const table of ['progress_events', 'analytics_events', 'user_lesson_progress', 'user_course_progress', 'learner_notes', 'org_rollup_learners', 'assignments']) {
     t.equal(await count(h, table, 'org-a', 'alice'), 0, `nothing of alice in ${table}`)
   }
   const [deadLetters] = await h.sql<{ n: number }[]>`select count(*)::int as n from dead_letter_events where user_id = 'alice'`
@@ -110,11 +110,13 @@ t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a wo
   t.equal(await count(h, 'progress_events', 'org-a', 'bob'), bobEvents, "bob's events are untouched")
   t.equal(await count(h, 'learner_notes', 'org-a', 'bob'), 1)
   t.equal(await count(h, 'progress_events', 'org-b', 'alice'), 6, 'alice in another org is another tenant’s learner: kept')
+  t.ok(await count(h, 'assignments', 'org-b', 'alice'), 'and so is her enrolment there')
+  t.ok(await count(h, 'assignments', 'org-a', 'bob'), "bob's enrolment is untouched")
   t.same(await rollupTables(h.sql, 'org-a'), await recomputedRollups(h.sql, 'org-a'), "org-a's rollups are what bob's events alone give")
   t.same(await rollupTables(h.sql, 'org-b'), orgBBefore, "org-b's rollups are unchanged")
 
   const [receipt] = await h.sql`select * from erasure_receipts where org_id = 'org-a' and user_id = 'alice'`
-  t.match(receipt, { requested_by: 'ada', job_id: jobId, rows_removed: { progress_events: 7, user_lesson_progress: 2, user_course_progress: 2 } })
+  t.match(receipt, { requested_by: 'ada', job_id: jobId, rows_removed: { progress_events: 7, user_lesson_progress: 2, user_course_progress: 2, assignments: 2 } })
   t.ok(receipt!.erased_at instanceof Date)
 })
 
@@ -236,6 +238,9 @@ t.test('an erased learner’s analytics leave every API cache, and a recompute r
   t.equal((await read()).status, 'fresh', 'now cached')
 
   await h.sql`select erase_learner('org-a', 'alice')`
+  t.match(await read(), { code: 'FORBIDDEN' }, 'her enrolment went too: she is no learner of the org')
+  // Assigned again by the LMS at once: what her read answers is no longer the cached analytics.
+  await h.sql`insert into assignments (org_id, user_id, course_id) values ('org-a', 'alice', 'c1')`
   let after = await read()
   for (let i = 0; i < 50 && after.status === 'fresh'; i++) {
     await sleep(100)
@@ -301,6 +306,8 @@ t.test('a batch naming the learner commits before the erasure starts, or starts 
   t.teardown(() => erasure.release())
   await erasure`begin`
   await erasure`select erase_learner('org-a', 'bob')`
+  // Enrolled again in the same transaction (the erasure took the enrolment too), so the batch is stored, not deferred.
+  await erasure`insert into assignments (org_id, user_id, course_id) values ('org-a', 'bob', 'c2')`
   let written = false
   const write = ingestProgress(h.sql, [completed('bob')]).then((outcomes) => ((written = true), outcomes))
   await sleep(300)
