@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { Transform, Writable, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { finished, pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
 import type postgres from 'postgres'
 
@@ -62,7 +62,7 @@ export async function writeSnapshot(db: Queryable, options: WriteSnapshotOptions
     resumeConnectionWhenDone(copy)
     const lines = new LineCounter()
     const hash = createHash('sha256')
-    await pipeline(copy, lines, createGzip(), tee(hash), fs.createWriteStream(temp))
+    await readToEnd(copy, pipeline(lines, createGzip(), tee(hash), fs.createWriteStream(temp)), lines)
     await fsyncFile(temp)
     const sha256 = hash.digest('hex')
     if (lines.count !== options.expectedRows) {
@@ -102,6 +102,26 @@ export async function writeSnapshot(db: Queryable, options: WriteSnapshotOptions
  */
 function resumeConnectionWhenDone(copy: Readable): void {
   copy.once('close', () => (copy as Readable & { _read(size: number): void })._read(0))
+}
+
+/**
+ * Pipes the COPY into `into` (whose pipeline is `written`) and waits for both.
+ * Should the file fail (a full or read-only SNAPSHOT_DIR), the COPY is still
+ * read to its end and discarded before the error is thrown: postgres.js cannot
+ * abandon one part-way (a destroyed stream pauses its connection for good), so
+ * a pipeline that destroyed it left retention hung inside its transaction.
+ */
+async function readToEnd(copy: Readable, written: Promise<void>, into: Writable): Promise<void> {
+  copy.on('error', (error) => into.destroy(error))
+  copy.pipe(into)
+  try {
+    await written
+  } catch (error) {
+    copy.unpipe(into)
+    copy.resume()
+    await finished(copy).catch(() => {})
+    throw error
+  }
 }
 
 /** Recomputes a snapshot file's hash and row count from disk; throws unless both match. */

@@ -126,6 +126,31 @@ t.test('a snapshot of thousands of rows leaves its connection usable: the transa
   }
 })
 
+t.test('a snapshot whose file cannot be written (a full disk) fails, and its transaction ends', async (t) => {
+  // The pipeline destroyed postgres.js's COPY stream part-way, which left the
+  // connection paused: retention hung inside its transaction, lock held, and
+  // ignored SIGTERM (a full or read-only SNAPSHOT_DIR).
+  const sql = testPool(t, await testDatabase(t))
+  const dir = scratchDir(t)
+  await sql`create table series as select g as id, md5(g::text) as hash, now() as at from generate_series(1, 100000) g`
+  const day = dayString(40)
+  // The snapshot's temporary file, made a link to a device that is always full.
+  fs.mkdirSync(path.join(dir, 'series'))
+  fs.symlinkSync('/dev/full', path.join(dir, 'series', `.series_${day.replaceAll('-', '')}.copy.gz.${process.pid}.tmp`))
+  const transaction = sql.begin('isolation level repeatable read', async (tx) => {
+    await writeSnapshot(tx, {
+      dir, table: 'series', source: 'series', day, columns: ['id', 'hash', 'at'], expectedRows: 100000, select: 'select * from series',
+    })
+  })
+  const outcome = await Promise.race([
+    transaction.then(() => 'committed', (error: Error) => error.message),
+    new Promise((resolve) => setTimeout(resolve, 15000, 'no answer in 15 s')),
+  ])
+  t.match(outcome, /ENOSPC/, 'the write error, and the transaction rolled back')
+  t.equal((await sql`select 1 as one`)[0]!.one, 1, 'the pool still answers')
+  t.same(fs.readdirSync(path.join(dir, 'series')), [], 'no temporary file left behind')
+})
+
 t.test('a failed snapshot drops nothing, and the next run finishes the job', async (t) => {
   const { url, sql, progress } = await withOldDay(t)
   const dir = scratchDir(t)
