@@ -17,7 +17,7 @@ import { job } from '../jobs/definition.ts'
 import type { Sql } from '../db/pool.ts'
 import { JobLocks, withJobLock } from './advisory-lock.ts'
 import { runRollup } from './rollup.ts'
-import { quoteIdent, writeSnapshot } from './snapshot.ts'
+import { quoteIdent, removeUnfinishedSnapshots, writeSnapshot } from './snapshot.ts'
 
 export interface RetentionPartition {
   parent: string
@@ -84,6 +84,7 @@ async function retentionPass(context: RunContext): Promise<RetentionSummary> {
   let done = 0
   progress?.(0, steps)
   fs.mkdirSync(config.SNAPSHOT_DIR, { recursive: true })
+  removeUnfinishedSnapshots(config.SNAPSHOT_DIR)
 
   for (const { day } of plan.deadLetterDays) {
     if (signal.aborted) return { ...summary, complete: false }

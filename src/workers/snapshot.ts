@@ -124,6 +124,24 @@ async function readToEnd(copy: Readable, written: Promise<void>, into: Writable)
   }
 }
 
+/**
+ * Removes the temporary files of snapshots that never finished (a process
+ * killed mid-write: its finally never ran). Only while no snapshot is being
+ * written: retention calls it under its lock, the only writer of snapshots.
+ */
+export function removeUnfinishedSnapshots(dir: string): string[] {
+  const removed: string[] = []
+  for (const table of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (!table.isDirectory()) continue
+    for (const file of fs.readdirSync(path.join(dir, table.name))) {
+      if (!/\.\d+\.tmp$/.test(file)) continue
+      fs.rmSync(path.join(dir, table.name, file), { force: true })
+      removed.push(path.join(table.name, file))
+    }
+  }
+  return removed
+}
+
 /** Recomputes a snapshot file's hash and row count from disk; throws unless both match. */
 export async function verifyFile(file: string, sha256: string, rows: number): Promise<void> {
   // The hash first, on its own: a damaged file must be reported as damaged,

@@ -164,9 +164,14 @@ t.test('a failed snapshot drops nothing, and the next run finishes the job', asy
   t.same(fs.readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temporary file left behind')
 
   fs.rmSync(path.join(dir, 'progress_events'))
+  // What a retention killed mid-write leaves (its finally never ran).
+  fs.mkdirSync(path.join(dir, 'progress_events'))
+  const killed = path.join(dir, 'progress_events', '.progress_events_20261028.copy.gz.27474.tmp')
+  fs.writeFileSync(killed, 'half a snapshot')
   const summary = await runRetention(context)
   t.ok(summary.dropped.some((d) => d.partition === progress && d.rows === 2), 'the next run snapshots and drops it')
   t.notOk(await exists(sql, progress))
+  t.notOk(fs.existsSync(killed), "and removes the killed run's temporary file")
 })
 
 t.test('a partition whose rows the rollups cannot read yet is kept', async (t) => {
