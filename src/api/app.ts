@@ -11,6 +11,7 @@ import { checkedClaims } from '../auth/tokens.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { answerClientError } from './client-error.ts'
+import { parseJsonBodiesStrictly } from './json-body.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
 import { describeIngestion } from './openapi.ts'
 import { trackRouteMethods } from './route-methods.ts'
@@ -130,6 +131,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // JSON only: Fastify's built-in text/plain parser would let a text body reach validation.
   app.removeContentTypeParser('text/plain')
+  parseJsonBodiesStrictly(app, 'error')
   // Bodies are read as sent: a compressed one would otherwise fail as
   // INVALID_JSON, which does not tell its client what to change. A callback
   // hook, not an async one: every batch runs it, and the promise cost 2-3 µs.

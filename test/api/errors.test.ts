@@ -33,6 +33,8 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
     Buffer.from(JSON.stringify({ sub: 'alice', exp: Math.floor(Date.now() / 1000) + 3600 })).toString('base64url'),
     '',
   ].join('.')
+  // 'é' as latin1 writes it: one byte, 0xE9, that UTF-8 cannot read.
+  const latin1Body = Buffer.from(JSON.stringify({ events: [progressEvent({ lessonId: 'le\u00e9' })] }), 'latin1')
   const bigEvent = progressEvent({ lessonId: 'x'.repeat(100) })
   const bigBody = JSON.stringify({ events: Array.from({ length: 2900 }, () => bigEvent) })
   t.ok(Buffer.byteLength(bigBody) > 300_000)
@@ -51,6 +53,9 @@ t.test('whole-request errors answer with a coded body and write nothing', async 
     },
     { name: '300 KB body', headers: json, body: bigBody, status: 413, code: 'PAYLOAD_TOO_LARGE' },
     { name: 'text/plain', headers: { ...auth, 'content-type': 'text/plain' }, body: JSON.stringify({ events: [progressEvent()] }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    // UTF-8 only (RFC 8259): another charset is refused, and so are bytes that are not UTF-8, rather than stored as U+FFFD.
+    { name: 'a latin1 body', headers: { ...json, 'content-type': 'application/json; charset=latin1' }, body: latin1Body, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+    { name: 'bytes that are not UTF-8', headers: json, body: latin1Body, status: 400, code: 'INVALID_JSON' },
     // Bodies are taken as sent: compressed, or only said to be, they are refused by their encoding.
     { name: 'gzip body', headers: { ...json, 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify({ events: [progressEvent()] })), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
     { name: 'plain body said to be br', headers: { ...json, 'content-encoding': 'br' }, body: JSON.stringify({ events: [progressEvent()] }), status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },

@@ -4,6 +4,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import type { Principal } from '../../auth/principal.ts'
 import type { BatchWriter, Outcomes } from '../../ingest/writer.ts'
 import { prepareAnalytics, prepareProgress, type Prepared, type Stream, type TimeWindow } from '../../ingest/validate.ts'
+import { parseJsonBodiesStrictly } from '../json-body.ts'
 import { batchBody, ErrorResponse, IngestResponse, SingleEventBody, type BatchBody, type IngestResponse as Response } from '../schemas/events.ts'
 
 export interface IngestRoutesOptions {
@@ -43,8 +44,7 @@ const ingestRoutes: FastifyPluginAsync<IngestRoutesOptions> = async (app, option
   // that event alone (contract section 4), where Fastify's parser would refuse
   // the whole request. JSON.parse makes such a key a plain own property, never
   // a prototype, and nothing here copies a body into another object.
-  app.removeContentTypeParser('application/json')
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('ignore', 'ignore'))
+  parseJsonBodiesStrictly(app, 'ignore')
   const prepareFor = {
     progress: prepareProgress,
     analytics: prepareAnalytics,
