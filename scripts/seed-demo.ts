@@ -7,7 +7,7 @@ import { createPool } from '../src/db/pool.ts'
 import { readySchemaOrExit } from '../src/db/ready.ts'
 import { exitWithUsage, parseCliArgs } from './cli-args.ts'
 
-const usage = 'usage: npm run seed:demo -- --learners N --courses C (positive integers)'
+const usage = 'usage: npm run seed:demo [-- --learners N --courses C] (positive integers; default 100 learners, 4 courses)'
 const { values } = parseCliArgs(usage, { options: { learners: { type: 'string', default: '100' }, courses: { type: 'string', default: '4' } } })
 // Plain digits: Number() would take 1e1 or ' 3'.
 const [learners, courses] = [values.learners!, values.courses!].map((text) => (/^\d+$/.test(text) ? Number(text) : 0)) as [number, number]
@@ -16,9 +16,10 @@ const config = loadConfigOrExit({ tokens: false })
 const database = await locateDatabase(config, console.log)
 const sql = createPool(database.url, { max: 1, applicationName: 'seed-demo' })
 await readySchemaOrExit(sql, database, config, { migrate: true })
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 try {
   const { assignments } = await seedDemo(sql, { learners, courses })
-  console.log(`seeded org ${DEMO_ORG}: ${courses} courses, ${learners} learners, ${assignments} new assignments`)
+  console.log(`seeded org ${DEMO_ORG}: ${count(courses, 'course')}, ${count(learners, 'learner')}, ${count(assignments, 'new assignment')}`)
 } finally {
   await sql.end()
   await database.release()

@@ -89,6 +89,15 @@ function readInteger(variable: string, { minimum, maximum }: Bounded, text: stri
   return value
 }
 
+/** What a variable's pattern asks for, in words: the schema's own message quotes the regular expression. */
+const PATTERN_WORDS: { [K in keyof RawConfig]?: string } = {
+  DATABASE_URL: 'must be a postgres:// or postgresql:// URL',
+  AUTH_JWKS_URL: 'must be an http:// or https:// URL',
+  REDIS_URL: 'must be a redis:// or rediss:// URL',
+  CORS_ORIGINS: 'must be * or comma-separated origins, each a scheme and a host with no path (https://learn.example.com,http://localhost:5173)',
+  REFRESH_LIMIT: 'must be "N per M minutes", such as "5 per 10 minutes"',
+}
+
 // REFRESH_LIMIT's count goes to an integer parameter; its window counts
 // job_requests rows, which are kept 7 days (src/analytics/compute.ts).
 const REFRESH_MAX = 1_000_000
@@ -156,7 +165,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (first) {
     const variable = first.instancePath.replace(/^\//, '') || String((first.params as { requiredProperties?: string[] }).requiredProperties?.[0] ?? '?')
     const schema = ConfigSchema.properties[variable as keyof RawConfig] as { anyOf?: { const: string }[] } | undefined
-    const reason = schema?.anyOf ? `must be one of ${schema.anyOf.map((s) => s.const).join(', ')}` : first.message
+    const reason = schema?.anyOf ? `must be one of ${schema.anyOf.map((s) => s.const).join(', ')}` : (PATTERN_WORDS[variable as keyof RawConfig] ?? first.message)
     throw refuse(variable, reason, raw[variable])
   }
   const config = converted as RawConfig

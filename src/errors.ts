@@ -26,7 +26,7 @@ export const Errors = {
   MALFORMED_REQUEST: createError('MALFORMED_REQUEST', 'The request is not valid HTTP/1.1', 400),
   REQUEST_TIMEOUT: createError('REQUEST_TIMEOUT', 'The request did not arrive in time', 408),
   HEADERS_TOO_LARGE: createError('HEADERS_TOO_LARGE', `Request headers are larger than ${maxHeaderSize} bytes`, 431),
-  RATE_LIMITED: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s seconds', 429),
+  RATE_LIMITED: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s', 429),
   OVERLOADED: createError('OVERLOADED', 'Service is overloaded: retry in %s seconds', 503),
   DATABASE_UNAVAILABLE: createError('DATABASE_UNAVAILABLE', 'Database is unavailable: retry in %s seconds', 503),
   IDENTITY_PROVIDER_UNAVAILABLE: createError('IDENTITY_PROVIDER_UNAVAILABLE', 'Identity provider keys could not be fetched: retry in %s seconds', 503),
@@ -34,6 +34,9 @@ export const Errors = {
 } as const
 
 export type ErrorCode = keyof typeof Errors
+
+/** "1 second", "5 seconds": for messages that name a wait. */
+export const inSeconds = (seconds: number): string => `${seconds} second${seconds === 1 ? '' : 's'}`
 
 /** Per-event rejection codes inside a 200 response (contract section 4). */
 export const RejectionCodes = {

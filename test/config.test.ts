@@ -24,7 +24,11 @@ t.test('bad values name the variable', async (t) => {
     [{ DATABASE_URL: 'postgres://db/x' }, /AUTH_JWT_SECRET is required/],
     [{ AUTH_JWT_SECRET: 'short' }, /AUTH_JWT_SECRET/],
     [{ LOG_LEVEL: 'loud' }, /LOG_LEVEL must be one of/],
-    [{ REFRESH_LIMIT: 'lots' }, /REFRESH_LIMIT/],
+    // A pattern is said in words, not quoted as a regular expression.
+    [{ REFRESH_LIMIT: 'lots' }, /^Invalid configuration: REFRESH_LIMIT must be "N per M minutes", such as "5 per 10 minutes"/],
+    [{ REFRESH_LIMIT: '5/10m' }, /REFRESH_LIMIT must be "N per M minutes"/],
+    [{ CORS_ORIGINS: 'foo' }, /^Invalid configuration: CORS_ORIGINS must be \* or comma-separated origins/],
+    [{ DATABASE_URL: 'mysql://x' }, /DATABASE_URL must be a postgres:\/\/ or postgresql:\/\/ URL/],
   ]
   for (const [env, message] of bad) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', message }, JSON.stringify(env))

@@ -14,7 +14,6 @@ const sql = createPool(database.url, { max: 1, applicationName: 'learning-events
 await readySchemaOrExit(sql, database, config)
 await sql.end()
 const api = await startApiOrExit(config, database)
-api.app.log.info(`listening on ${api.url}`)
 onShutdownSignal(async () => {
   await api.close()
   await database.release()

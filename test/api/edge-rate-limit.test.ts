@@ -28,7 +28,7 @@ t.test('the sixth batch in a second gets 429 and the next second is accepted aga
   t.ok(accepted.every((res) => res.headers['x-ratelimit-limit'] === '5'))
 
   const sixth = six.find((res) => res.statusCode === 429)!
-  t.same(sixth.json(), { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: 'Rate limit exceeded: retry in 1 seconds' })
+  t.same(sixth.json(), { statusCode: 429, code: 'RATE_LIMITED', error: 'Too Many Requests', message: 'Rate limit exceeded: retry in 1 second' })
   t.equal(sixth.headers['retry-after'], '1')
   t.equal(sixth.headers['x-ratelimit-limit'], '5')
   t.equal(sixth.headers['x-ratelimit-remaining'], '0')

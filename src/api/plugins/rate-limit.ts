@@ -13,7 +13,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import { Counter, Gauge } from 'prom-client'
-import { Errors } from '../../errors.ts'
+import { Errors, inSeconds } from '../../errors.ts'
 
 export interface RateLimitPluginOptions {
   batchesPerSecond: number
@@ -189,7 +189,7 @@ export default fp<RateLimitPluginOptions>(
       keyGenerator: (request) =>
         request.principal ? `user:${request.principal.orgId ?? ''}\u001f${request.principal.userId}` : `ip:${request.ip}`,
       onExceeded: () => limited.inc(),
-      errorResponseBuilder: (_request, context) => new Errors.RATE_LIMITED(String(Math.max(1, Math.ceil(context.ttl / 1000)))),
+      errorResponseBuilder: (_request, context) => new Errors.RATE_LIMITED(inSeconds(Math.max(1, Math.ceil(context.ttl / 1000)))),
     })
 
     const limit = app.rateLimit()
