@@ -23,7 +23,7 @@ export const Errors = {
   PAYLOAD_TOO_LARGE: createError('PAYLOAD_TOO_LARGE', 'Request body is larger than %s bytes', 413),
   UNSUPPORTED_MEDIA_TYPE: createError('UNSUPPORTED_MEDIA_TYPE', 'Request body must be uncompressed application/json: got %s', 415),
   // Refused by Node's HTTP parser, before any route (src/api/client-error.ts).
-  MALFORMED_REQUEST: createError('MALFORMED_REQUEST', 'The request is not valid HTTP/1.1', 400),
+  MALFORMED_REQUEST: createError('MALFORMED_REQUEST', 'The request is not valid HTTP/1.1, or its body stopped short', 400),
   REQUEST_TIMEOUT: createError('REQUEST_TIMEOUT', 'The request did not arrive in time', 408),
   HEADERS_TOO_LARGE: createError('HEADERS_TOO_LARGE', `Request headers are larger than ${maxHeaderSize} bytes`, 431),
   RATE_LIMITED: createError('RATE_LIMITED', 'Rate limit exceeded: retry in %s', 429),

@@ -43,12 +43,12 @@ const REFUSALS = {
   401: error('UNAUTHORIZED: missing, malformed, expired or wrongly signed token'),
   403: error("FOREIGN_USER: a learner sending another user's events; FORBIDDEN: another org's data"),
   413: error('PAYLOAD_TOO_LARGE: body over MAX_BATCH_BYTES'),
-  415: error('UNSUPPORTED_MEDIA_TYPE: not application/json, or compressed (Content-Encoding)'),
+  415: error('UNSUPPORTED_MEDIA_TYPE: not application/json (or not UTF-8), or compressed (Content-Encoding)'),
   429: error('RATE_LIMITED: over RATE_LIMIT_BATCHES_PER_SECOND'),
   503: error('OVERLOADED or IDENTITY_PROVIDER_UNAVAILABLE: nothing was written; DATABASE_UNAVAILABLE: nothing was written, or the database did not answer within 5 s (then a retry is counted once)'),
 }
 // The read and admin routes' refusals that come from plugins, not their schemas.
-const READ_UNAVAILABLE = error('OVERLOADED, DATABASE_UNAVAILABLE or IDENTITY_PROVIDER_UNAVAILABLE')
+const READ_UNAVAILABLE = error('OVERLOADED, DATABASE_UNAVAILABLE (a read the database did not finish within 10 s included) or IDENTITY_PROVIDER_UNAVAILABLE')
 /** Statuses whose answers carry Retry-After, whichever route gives them. */
 const RETRY_STATUSES = new Set(['429', '503'])
 
