@@ -3,6 +3,7 @@
 // it (what workers do nightly). Destructive, so it first prints what it will
 // do, and asks on a terminal; elsewhere it needs --yes.
 import { createInterface } from 'node:readline/promises'
+import { counted } from '../src/counted.ts'
 import { planRetention, retentionJob, type RetentionSummary } from '../src/workers/retention.ts'
 import { parseCliArgs } from './cli-args.ts'
 import { openSession, runJobScript } from './job-script.ts'
@@ -23,9 +24,8 @@ if (plan.partitions.length === 0 && plan.deadLetterDays.length === 0) {
   process.exit(0)
 }
 console.log(`retention: RETENTION_DAYS=${config.RETENTION_DAYS}, so data of days before ${plan.before} is snapshotted to ${config.SNAPSHOT_DIR}, verified, then dropped:`)
-const rowCount = (n: number) => `${n} row${n === 1 ? '' : 's'}`
-for (const p of plan.partitions) console.log(`  drop partition ${p.partition} (${rowCount(p.rows)}${p.attached ? '' : ', already detached'})`)
-for (const d of plan.deadLetterDays) console.log(`  delete dead letters of ${d.day} (${rowCount(d.rows)})`)
+for (const p of plan.partitions) console.log(`  drop partition ${p.partition} (${counted(p.rows, 'row')}${p.attached ? '' : ', already detached'})`)
+for (const d of plan.deadLetterDays) console.log(`  delete dead letters of ${d.day} (${counted(d.rows, 'row')})`)
 
 if (values['dry-run']) {
   await session.close()

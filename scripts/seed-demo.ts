@@ -1,6 +1,7 @@
 // npm run seed:demo -- --learners N --courses C: the demo data of
 // src/db/demo.ts (what the k6 scenarios expect). Idempotent.
 import { loadConfigOrExit } from '../src/config.ts'
+import { counted } from '../src/counted.ts'
 import { locateDatabase } from '../src/db/database.ts'
 import { DEMO_ORG, seedDemo } from '../src/db/demo.ts'
 import { createPool } from '../src/db/pool.ts'
@@ -16,10 +17,9 @@ const config = loadConfigOrExit({ tokens: false })
 const database = await locateDatabase(config, console.log)
 const sql = createPool(database.url, { max: 1, applicationName: 'seed-demo' })
 await readySchemaOrExit(sql, database, config, { migrate: true })
-const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? '' : 's'}`
 try {
   const { assignments } = await seedDemo(sql, { learners, courses })
-  console.log(`seeded org ${DEMO_ORG}: ${count(courses, 'course')}, ${count(learners, 'learner')}, ${count(assignments, 'new assignment')}`)
+  console.log(`seeded org ${DEMO_ORG}: ${counted(courses, 'course')}, ${counted(learners, 'learner')}, ${counted(assignments, 'new assignment')}`)
 } finally {
   await sql.end()
   await database.release()

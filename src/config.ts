@@ -7,6 +7,7 @@ import path from 'node:path'
 import { CronExpressionParser } from 'cron-parser'
 import { Type, type Static, type TInteger } from 'typebox'
 import { Value } from 'typebox/value'
+import { counted } from './counted.ts'
 import { readConnectionUrl } from './db/connection-url.ts'
 import { loadDevSecrets } from './dev-secrets.ts'
 
@@ -179,7 +180,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.MAX_FUTURE_MS + DAY_MS > config.PARTITIONS_AHEAD_DAYS * DAY_MS) {
     throw new ConfigError(
       'MAX_FUTURE_MS',
-      `(${config.MAX_FUTURE_MS}) must be at least a day less than PARTITIONS_AHEAD_DAYS (${config.PARTITIONS_AHEAD_DAYS} day${config.PARTITIONS_AHEAD_DAYS === 1 ? '' : 's'}): later events would have no partition`,
+      `(${config.MAX_FUTURE_MS}) must be at least a day less than PARTITIONS_AHEAD_DAYS (${counted(config.PARTITIONS_AHEAD_DAYS, 'day')}): later events would have no partition`,
     )
   }
   const embedded = config.DATABASE_URL === undefined

@@ -35,9 +35,6 @@ export const Errors = {
 
 export type ErrorCode = keyof typeof Errors
 
-/** "1 second", "5 seconds": for messages that name a wait. */
-export const inSeconds = (seconds: number): string => `${seconds} second${seconds === 1 ? '' : 's'}`
-
 /** Per-event rejection codes inside a 200 response (contract section 4). */
 export const RejectionCodes = {
   invalid_event: 'The event does not match the event schema',

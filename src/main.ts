@@ -24,8 +24,9 @@ await readySchemaOrExit(sql, database, config, { migrate: true, log: console.log
 // The demo learner of the printed token: without an assignment its events
 // would be deferred. Only on the embedded database: DATABASE_URL may be a
 // school's production one, where a demo org and a 30-day token do not belong.
-const demo = database.embedded && Boolean(config.AUTH_JWT_SECRET)
-if (demo) await seedDemo(sql, { learners: 1, courses: 1 })
+// (withDevSecret gives the embedded database one whenever none is set.)
+const demoSecret = database.embedded ? config.AUTH_JWT_SECRET : undefined
+if (demoSecret) await seedDemo(sql, { learners: 1, courses: 1 })
 await sql.end()
 
 /**
@@ -58,11 +59,11 @@ const running = `
 Learning-events ingestion service is running
   API        ${api.url}   (OpenAPI: ${api.url}/documentation/json, health: ${api.url}/api/health)
   Database   ${database.embedded ? `embedded PostgreSQL, data in ${config.DATA_DIR}/pg` : 'DATABASE_URL (no demo data written to it)'}`
-if (!demo || !config.AUTH_JWT_SECRET) {
+if (!demoSecret) {
   const tokens = config.AUTH_JWT_SECRET ? ', or: npm run token -- --user ID --org ORG' : ''
   console.log(`${running}\nTokens come from your identity provider${tokens}.\nStop with Ctrl-C.\n`)
 } else {
-  const token = await mintToken(config.AUTH_JWT_SECRET, {
+  const token = await mintToken(demoSecret, {
     userId: DEMO.userId,
     orgId: DEMO.orgId,
     ttl: '30d',

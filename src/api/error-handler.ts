@@ -3,7 +3,8 @@
 // returned below 500; 5xx bodies never echo internals.
 import { STATUS_CODES } from 'node:http'
 import type { FastifyBaseLogger, FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import { Errors, inSeconds, type ErrorCode } from '../errors.ts'
+import { counted } from '../counted.ts'
+import { Errors, type ErrorCode } from '../errors.ts'
 import { throttled } from '../throttled.ts'
 import { PATTERN_WORDS } from './schemas/events.ts'
 
@@ -75,7 +76,7 @@ export function toCodedError(error: FastifyError, bodyLimit: number): CodedError
   }
   // Body parser failures (malformed JSON, __proto__ / constructor poisoning).
   if (error.statusCode === 400) return new Errors.INVALID_JSON(error.message.slice(0, 200)) as CodedError
-  if (error.statusCode === 429) return new Errors.RATE_LIMITED(inSeconds(Number(error.message.match(/\d+/)?.[0] ?? 1))) as CodedError
+  if (error.statusCode === 429) return new Errors.RATE_LIMITED(counted(Number(error.message.match(/\d+/)?.[0] ?? 1), 'second')) as CodedError
   if (error.statusCode === 503) return new Errors.OVERLOADED(String(RETRY_AFTER_SECONDS)) as CodedError
   return new Errors.INTERNAL() as CodedError
 }

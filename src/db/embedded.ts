@@ -17,6 +17,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import { counted } from '../counted.ts'
 import { loadDevSecrets } from '../dev-secrets.ts'
 
 export interface EmbeddedServer {
@@ -224,7 +225,7 @@ export async function openEmbedded(dataDir: string, log: Log = () => {}): Promis
       const others = liveUsers(dataDir)
       const startedUnregistered = fs.existsSync(path.join(usersDir(dataDir), UNREGISTERED_STARTER))
       if (others === 0 && !startedUnregistered) await stopServer()
-      else if (opened.owned) log(`embedded PostgreSQL: left running for ${others} other process${others === 1 ? '' : 'es'}; the last to leave stops it`)
+      else if (opened.owned) log(`embedded PostgreSQL: left running for ${counted(others, 'other process', 'other processes')}; the last to leave stops it`)
       return true
     })
   let done: Promise<boolean> | undefined // whichever comes first, once

@@ -167,18 +167,20 @@ t.test("what Node's HTTP parser refuses is answered with the catalogue's body to
   const h = await build(t)
   await h.app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = h.app.server.address() as net.AddressInfo
-  /** The raw answer to raw bytes: status line, headers and body. */
-  const exchange = (bytes: string) =>
-    new Promise<{ status: number; headers: string; body: Record<string, unknown> }>((resolve, reject) => {
+  /** Everything the server sends back to `bytes` until it closes the connection. */
+  const rawAnswer = (bytes: string) =>
+    new Promise<string>((resolve, reject) => {
       const socket = net.connect(port, '127.0.0.1', () => socket.write(bytes))
       let text = ''
       socket.on('data', (chunk) => (text += chunk))
       socket.on('error', reject)
-      socket.on('close', () => {
-        const [head = '', body = ''] = text.split('\r\n\r\n')
-        resolve({ status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body: JSON.parse(body) })
-      })
+      socket.on('close', () => resolve(text))
     })
+  /** One answer's status line, headers and body. */
+  const exchange = async (bytes: string) => {
+    const [head = '', body = ''] = (await rawAnswer(bytes)).split('\r\n\r\n')
+    return { status: Number(head.split(' ')[1]), headers: head.toLowerCase(), body: JSON.parse(body) as Record<string, unknown> }
+  }
   const bigHeader = `GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`
   for (const [name, bytes, status, code] of [
     ['headers over 16 KB', bigHeader, 431, 'HEADERS_TOO_LARGE'],
@@ -196,29 +198,17 @@ t.test("what Node's HTTP parser refuses is answered with the catalogue's body to
   const token = await h.token('alice')
   const body = JSON.stringify({ events: [progressEvent()] })
   const post = `POST ${BATCH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-  const pipelined = await new Promise<string>((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.write(post + 'GARBAGE\r\n\r\n'))
-    let text = ''
-    socket.on('data', (chunk) => (text += chunk))
-    socket.on('error', reject)
-    socket.on('close', () => resolve(text))
-  })
+  const pipelined = await rawAnswer(post + 'GARBAGE\r\n\r\n')
   const statuses = [...pipelined.matchAll(/HTTP\/1\.1 (\d+) /g)].map((match) => Number(match[1]))
   t.same(statuses, [200, 400], 'the batch is answered 200, then the garbage 400, in order')
   t.match(pipelined, /"accepted":1/)
   t.match(pipelined, /"code":"MALFORMED_REQUEST"/)
 
   // Node answers a request too slow to arrive only after its 30 s check: the handler is driven directly.
-  const timedOut = new Promise<string>((resolve) => {
-    h.app.server.once('connection', (serverSide: net.Socket) => {
-      h.app.server.emit('clientError', Object.assign(new Error('timed out'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), serverSide)
-    })
-    const socket = net.connect(port, '127.0.0.1')
-    let text = ''
-    socket.on('data', (chunk) => (text += chunk))
-    socket.on('close', () => resolve(text))
+  h.app.server.once('connection', (serverSide: net.Socket) => {
+    h.app.server.emit('clientError', Object.assign(new Error('timed out'), { code: 'ERR_HTTP_REQUEST_TIMEOUT' }), serverSide)
   })
-  const text = await timedOut
+  const text = await rawAnswer('')
   t.match(text, /^HTTP\/1\.1 408 Request Timeout\r\n/)
   t.match(JSON.parse(text.split('\r\n\r\n')[1]!), { statusCode: 408, code: 'REQUEST_TIMEOUT' })
 })

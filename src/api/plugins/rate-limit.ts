@@ -13,7 +13,8 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { Redis } from 'ioredis'
 import { Counter, Gauge } from 'prom-client'
-import { Errors, inSeconds } from '../../errors.ts'
+import { counted } from '../../counted.ts'
+import { Errors } from '../../errors.ts'
 
 export interface RateLimitPluginOptions {
   batchesPerSecond: number
@@ -189,7 +190,7 @@ export default fp<RateLimitPluginOptions>(
       keyGenerator: (request) =>
         request.principal ? `user:${request.principal.orgId ?? ''}\u001f${request.principal.userId}` : `ip:${request.ip}`,
       onExceeded: () => limited.inc(),
-      errorResponseBuilder: (_request, context) => new Errors.RATE_LIMITED(inSeconds(Math.max(1, Math.ceil(context.ttl / 1000)))),
+      errorResponseBuilder: (_request, context) => new Errors.RATE_LIMITED(counted(Math.max(1, Math.ceil(context.ttl / 1000)), 'second')),
     })
 
     const limit = app.rateLimit()

@@ -6,7 +6,8 @@ import { Type, type Static } from 'typebox'
 import { resolveSubject } from '../../analytics/access.ts'
 import { claimRefresh, dropRefresh, patternEvolution, recordRefreshJob } from '../../analytics/store.ts'
 import { ANALYTICS_QUEUES } from '../../analytics/types.ts'
-import { Errors, inSeconds } from '../../errors.ts'
+import { counted } from '../../counted.ts'
+import { Errors } from '../../errors.ts'
 import { ErrorResponse, Id, Weeks } from '../schemas/events.ts'
 
 const Role = Type.Union([Type.Literal('learner'), Type.Literal('instructor'), Type.Literal('admin')], { default: 'learner' })
@@ -81,7 +82,7 @@ const analyticsRoutes: FastifyPluginAsync<AnalyticsRoutesOptions> = async (app, 
       if ('retryAfterMs' in claim) {
         const seconds = Math.max(1, Math.ceil(claim.retryAfterMs / 1000))
         reply.header('retry-after', String(seconds))
-        throw new Errors.RATE_LIMITED(inSeconds(seconds))
+        throw new Errors.RATE_LIMITED(counted(seconds, 'second'))
       }
       let jobId: string
       try {
