@@ -70,6 +70,8 @@ await admin.unsafe(`create database "${template}"`)
 const templateUrl = new URL(adminUrl)
 templateUrl.pathname = `/${template}`
 const templateSql = createPool(templateUrl.toString(), { max: 1 })
+// The UTC day its partitions are counted from (test/helper.ts shifts a copy made on a later day).
+const templateDay = new Date().toISOString().slice(0, 10)
 await migrate(templateSql, { retentionDays: 30, aheadDays: 7 })
 await templateSql.end()
 
@@ -79,7 +81,7 @@ let skipped = 0
 const exitCode = await new Promise<number>((resolve) => {
   const tap = spawn(bin('tap'), ['--reporter=tap', ...args], {
     cwd: root,
-    env: { ...process.env, TEST_ADMIN_URL: adminUrl, TEST_TEMPLATE_DB: template, SCRATCH_DIR: scratch, ...(testRedisUrl && { TEST_REDIS_URL: testRedisUrl }) },
+    env: { ...process.env, TEST_ADMIN_URL: adminUrl, TEST_TEMPLATE_DB: template, TEST_TEMPLATE_DAY: templateDay, SCRATCH_DIR: scratch, ...(testRedisUrl && { TEST_REDIS_URL: testRedisUrl }) },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   let buffer = ''

@@ -37,8 +37,30 @@ function withDatabase(url: string, database: string): string {
 }
 
 /** A fresh, migrated database for this test, dropped when it ends. */
-export function testDatabase(t: Test): Promise<string> {
-  return createTestDatabase(t, requireEnv('TEST_TEMPLATE_DB'))
+export async function testDatabase(t: Test): Promise<string> {
+  const url = await createTestDatabase(t, requireEnv('TEST_TEMPLATE_DB'))
+  if (process.env.TEST_TEMPLATE_DAY !== utcDay()) await alignPartitionsToToday(url)
+  return url
+}
+
+const utcDay = () => new Date().toISOString().slice(0, 10)
+
+/**
+ * The template's partitions run from 30 days before the day it was migrated
+ * to 7 after. A run that passes midnight UTC (tests last about 13 minutes)
+ * clones it a day behind: shift the copy to today as migrate would have made
+ * it, dropping the oldest day, which is empty.
+ */
+async function alignPartitionsToToday(url: string): Promise<void> {
+  const sql = createPool(url, { max: 1 })
+  try {
+    await sql`select ensure_partitions(${testConfig.RETENTION_DAYS}, 7)`
+    const stale = await sql<{ partition_name: string }[]>`
+      select partition_name from retention_partitions((now() at time zone 'UTC')::date - ${testConfig.RETENTION_DAYS}::int)`
+    for (const { partition_name } of stale) await sql`drop table ${sql(partition_name)}`
+  } finally {
+    await sql.end()
+  }
 }
 
 /** A fresh database with no schema at all (for migration tests). */
@@ -59,6 +81,18 @@ async function createTestDatabase(t: Test, template: string): Promise<string> {
   })
   return withDatabase(adminUrl, name)
 }
+
+/**
+ * Waits past the next multiple of `period` (UTC) when fewer than `margin` ms
+ * remain before it: for a test whose expectations and the code under test read
+ * the clock apart (the day's partitions, the next cron occurrence).
+ */
+export async function startClearOf(period: number, margin: number): Promise<void> {
+  const remaining = period - (Date.now() % period)
+  if (remaining < margin) await new Promise((resolve) => setTimeout(resolve, remaining + 1000))
+}
+
+export const UTC_DAY_MS = 86_400_000
 
 /** A pool on the test's database, closed when the test ends. */
 export function testPool(t: Test, url: string, max = 4): Sql {

@@ -6,7 +6,7 @@ import t from 'tap'
 import { ensureSchedules, startBoss } from '../../src/jobs/boss.ts'
 import { coreJobs } from '../../src/workers/core-jobs.ts'
 import { jobs } from '../../src/workers/registry.ts'
-import { seedOrg, testDatabase, testPool } from '../helper.ts'
+import { seedOrg, startClearOf, testDatabase, testPool } from '../helper.ts'
 import { eventually, ingestProgress, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
 
 t.test('two workers at once: every scheduled occurrence runs once', async (t) => {
@@ -28,9 +28,8 @@ t.test('two workers at once: every scheduled occurrence runs once', async (t) =>
   // A schedule owes one job for the missed occurrence and, when the first pass
   // runs within a minute of one (rollup and replay every 5 minutes), a second
   // for the occurrence due now. One coming due while the test reads its jobs
-  // (about 10 s) would make them a moving target: start clear of the next.
-  const untilNextFiveMinutes = 300_000 - (Date.now() % 300_000)
-  if (untilNextFiveMinutes < 30_000) await new Promise((resolve) => setTimeout(resolve, untilNextFiveMinutes + 1000))
+  // (10 s, up to a minute on a loaded machine) would make them a moving target.
+  await startClearOf(300_000, 60_000)
 
   const env = { SNAPSHOT_DIR: snapshots, DATA_DIR: scratchDir(t) }
   const workers = [spawnWorker(t, url, env), spawnWorker(t, url, env)]

@@ -5,10 +5,11 @@ import { build, seedOrg } from '../helper.ts'
 import { ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollupTables, workerConfig } from './support.ts'
 
 const HOUR = 3600000
+// Read once: a test that wrote events in one hour and read its buckets in the next would miss them.
+const THIS_HOUR = new Date(Math.floor(Date.now() / HOUR) * HOUR)
 /** An hour boundary well inside the retention window, as ISO text. */
 function hourAgo(hours: number, plusMs = 0): string {
-  const start = Math.floor(Date.now() / HOUR) * HOUR
-  return new Date(start - hours * HOUR + plusMs).toISOString()
+  return new Date(THIS_HOUR.getTime() - hours * HOUR + plusMs).toISOString()
 }
 
 t.test('a rollup run counts events per hour and day, per course and per org, exactly', async (t) => {
@@ -191,7 +192,7 @@ t.test('GET …/rollups refuses a range of more rows than it answers at once, an
     h.app.inject({ method: 'GET', url: `/api/v1/orgs/${org}/rollups?granularity=hour&from=${hourAgo(24 * 31 - 1)}&to=${hourAgo(-1)}${query}`, headers: { authorization: `Bearer ${await admin(org)}` } })
   // 741 hours of 14 courses: 10,374 bucket rows, past the 10,000 a read answers.
   await h.sql`insert into org_rollups (org_id, granularity, bucket, course_id, active_learners, progress_events)
-              select 'org-big', 'hour', date_trunc('hour', now()) - make_interval(hours => h), 'c' || c, 1, 1
+              select 'org-big', 'hour', ${THIS_HOUR}::timestamptz - make_interval(hours => h), 'c' || c, 1, 1
               from generate_series(0, 740) h, generate_series(1, 14) c`
   const big = await get('org-big', '')
   t.equal(big.statusCode, 400)
@@ -201,7 +202,7 @@ t.test('GET …/rollups refuses a range of more rows than it answers at once, an
   t.equal(oneCourse.json().buckets.length, 741)
   // 741 hours of 68 event names: 50,388 counts by name, past the 50,000.
   await h.sql`insert into org_rollup_event_names (org_id, granularity, bucket, course_id, name, events)
-              select 'org-names', 'hour', date_trunc('hour', now()) - make_interval(hours => h), '', 'e' || n, 1
+              select 'org-names', 'hour', ${THIS_HOUR}::timestamptz - make_interval(hours => h), '', 'e' || n, 1
               from generate_series(0, 740) h, generate_series(1, 68) n`
   t.match((await get('org-names', '')).json(), { statusCode: 400, code: 'RANGE_TOO_LARGE' })
 })
