@@ -204,7 +204,10 @@ t.test('a blocked event loop sheds ingestion until it recovers', async (t) => {
   const h = await buildEdge(t, { edge: { pressure: { maxEventLoopDelay: 50, sampleInterval: 250 } } })
   await seedOrg(h.sql, 'org-a', [{ courseId: 'course-1', lessonCount: 2 }], ['alice'])
   const alice = await h.token('alice')
-  const blockUntil = Date.now() + 600
+  // under-pressure reads the mean delay over each 250 ms sample: 1.5 s stuck
+  // passes 50 ms however many 10 ms ticks the sample had before it (600 ms
+  // did only when the block began early in its sample).
+  const blockUntil = Date.now() + 1500
   while (Date.now() < blockUntil) {
     // Busy: a handler stuck on CPU.
   }

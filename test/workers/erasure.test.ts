@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { recomputeUserRole } from '../../src/analytics/compute.ts'
-import { runRollup } from '../../src/workers/rollup.ts'
 import { build, seedOrg } from '../helper.ts'
-import { eventually, ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
+import { eventually, ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollUpCommitted, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
 
 const HOUR = 3600000
 const at = (hoursAgo: number) => new Date(Math.floor(Date.now() / HOUR) * HOUR - hoursAgo * HOUR + 60000).toISOString()
@@ -54,7 +53,7 @@ const count = async (h: Awaited<ReturnType<typeof build>>, table: string, org: s
 t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a worker', async (t) => {
   const h = await build(t)
   await seed(h)
-  await runRollup(jobContext(h.sql, workerConfig(h.url)))
+  await rollUpCommitted(jobContext(h.sql, workerConfig(h.url)))
   // One more event after the rollup: stored but not yet rolled up.
   await ingestProgress(h.sql, [{ event_id: randomUUID(), occurred_at: at(1), user_id: 'alice', course_id: 'c2', lesson_id: 'l7', type: 'lesson_started', org_hint: 'org-a' }])
   const orgBBefore = await rollupTables(h.sql, 'org-b')
@@ -87,7 +86,7 @@ t.test('DELETE /api/v1/orgs/:orgId/users/:userId erases the learner through a wo
   const done = await eventually(async () => {
     const status = await h.app.jobs.get('erase-learner', jobId)
     return status?.state === 'completed' ? status : undefined
-  }, 40000, 'the erasure job')
+  }, 60_000, 'the erasure job')
   worker.child.kill('SIGTERM')
   t.match((await follow(admin)).json(), { state: 'completed' })
   t.match(done.output, { orgId: 'org-a', rowsRemoved: { progress_events: 7, analytics_events: 3, dead_letter_events: 1, learner_notes: 1 } })
@@ -158,7 +157,7 @@ t.test('erasure takes only the learner’s share out of the rollups, whichever p
   }
   await ingestProgress(h.sql, [{ event_id: randomUUID(), occurred_at: atHour(15), user_id: 'alice', course_id: 'c1', lesson_id: 'l2', type: 'lesson_started', time_spent_ms: 7, org_hint: 'org-a' }])
   await ingestAnalytics(h.sql, [{ event_id: randomUUID(), occurred_at: at(2), user_id: 'alice', name: 'quiz.answer', org_hint: 'org-a' }])
-  await runRollup(jobContext(h.sql, workerConfig(h.url)))
+  await rollUpCommitted(jobContext(h.sql, workerConfig(h.url)))
   const partition = `analytics_events_p${day.toISOString().slice(0, 10).replaceAll('-', '')}`
   await h.sql.unsafe(`alter table analytics_events detach partition ${partition}`)
   await h.sql.unsafe(`drop table ${partition}`)

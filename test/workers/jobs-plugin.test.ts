@@ -24,13 +24,13 @@ t.test('app.jobs sends and reads jobs; the API process runs no workers and no sc
   const done = await eventually(async () => {
     const status = await h.app.jobs.get('rollup', jobId)
     return status?.state === 'completed' ? status : undefined
-  }, 30000, 'the rollup job')
+  }, 60_000, 'the rollup job')
   t.match(done, { output: { complete: true } })
   t.ok(done.startedAt && done.completedAt && done.startedAt <= done.completedAt)
   const failed = await eventually(async () => {
     const status = await h.app.jobs.get('erase-learner', failing)
     return status?.state === 'failed' ? status : undefined
-  }, 30000, 'the failing job')
+  }, 60_000, 'the failing job')
   t.match(failed, { error: /reading 'userId'/, output: null }, 'a handler error is the job\'s error')
   worker.child.kill('SIGTERM')
   await worker.exited

@@ -9,6 +9,9 @@ import { jobs } from '../../src/workers/registry.ts'
 import { seedOrg, startClearOf, testDatabase, testPool } from '../helper.ts'
 import { eventually, ingestProgress, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
 
+// Past tap's 180 s: the first test may wait a minute clear of a cron occurrence.
+t.setTimeout(360_000)
+
 t.test('two workers at once: every scheduled occurrence runs once', async (t) => {
   const url = await testDatabase(t)
   const sql = testPool(t, url)

@@ -8,7 +8,7 @@ import t from 'tap'
 import type { Sql } from '../../src/db/pool.ts'
 import { runRollup } from '../../src/workers/rollup.ts'
 import { testDatabase, testPool } from '../helper.ts'
-import { ingestAnalytics, ingestProgress, jobContext, olderTransactionsEnded, recomputedRollups, rollupTables, workerConfig, type AnalyticsRow, type ProgressRow } from './support.ts'
+import { ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollUpCommitted, rollupTables, workerConfig, type AnalyticsRow, type ProgressRow } from './support.ts'
 
 const DAY = 86400000
 const HOUR = 3600000
@@ -207,8 +207,7 @@ t.test('rollups equal a from-scratch recompute after any interleaving', async (t
       } finally {
         await closeOpen(true)
       }
-      await olderTransactionsEnded(sql)
-      await runRollup(context)
+      await rollUpCommitted(context)
       const actual = await rollupTables(sql)
       const expected = await recomputedRollups(sql)
       for (const table of ['counters', 'names', 'learners', 'lessons'] as const) {

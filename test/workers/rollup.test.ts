@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import t from 'tap'
 import { runRollup } from '../../src/workers/rollup.ts'
 import { build, seedOrg } from '../helper.ts'
-import { ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollupTables, workerConfig } from './support.ts'
+import { ingestAnalytics, ingestProgress, jobContext, recomputedRollups, rollUpCommitted, rollupTables, workerConfig } from './support.ts'
 
 const HOUR = 3600000
 // Read once: a test that wrote events in one hour and read its buckets in the next would miss them.
@@ -29,7 +29,7 @@ t.test('a rollup run counts events per hour and day, per course and per org, exa
     { event_id: randomUUID(), occurred_at: hourAgo(5, 180000), user_id: 'bob', name: 'page.view' },
   ])
 
-  const first = await runRollup(context)
+  const first = await rollUpCommitted(context)
   t.match(first, { orgs: 1, orgsDone: 1, events: 6, complete: true })
   const [hour] = await h.sql`
     select * from org_rollups where org_id = 'org-a' and granularity = 'hour' and bucket = ${boundary} and course_id = ''`
@@ -43,12 +43,12 @@ t.test('a rollup run counts events per hour and day, per course and per org, exa
   t.same(await rollupTables(h.sql), await recomputedRollups(h.sql))
 
   // Nothing new: the next run reads nothing.
-  t.match(await runRollup(context), { orgs: 0, events: 0 })
+  t.match(await rollUpCommitted(context), { orgs: 0, events: 0 })
   // A late event for an old day, and a retried (duplicate) batch.
   const late = { event_id: randomUUID(), occurred_at: hourAgo(24 * 9), user_id: 'bob', course_id: 'c2', lesson_id: 'l2', type: 'lesson_started' as const }
   t.equal(await ingestProgress(h.sql, [late]), 'a')
   t.equal(await ingestProgress(h.sql, [late]), 'd')
-  t.match(await runRollup(context), { orgs: 1, events: 1 })
+  t.match(await rollUpCommitted(context), { orgs: 1, events: 1 })
   t.same(await rollupTables(h.sql), await recomputedRollups(h.sql))
 })
 
@@ -64,9 +64,9 @@ t.test('lessons count once per bucket, however many of their events it has and i
     event('alice', 'c1', 'l1', 'lesson_completed', 1), event('alice', 'c1', 'l1', 'lesson_completed', 2),
     event('alice', 'c2', 'l1', 'lesson_completed', 3), event('bob', 'c1', 'l1', 'lesson_started', 4),
   ])
-  await runRollup(context)
+  await rollUpCommitted(context)
   await ingestProgress(h.sql, [event('alice', 'c1', 'l1', 'lesson_completed', 5), event('bob', 'c1', 'l1', 'lesson_started', 6)])
-  await runRollup(context)
+  await rollUpCommitted(context)
   const counts = await h.sql<{ course_id: string; lessons_started: number; lessons_completed: number }[]>`
     select course_id, lessons_started::int, lessons_completed::int from org_rollups
     where org_id = 'org-a' and granularity = 'hour' and bucket = ${hourAgo(5)} order by course_id`
@@ -94,13 +94,13 @@ t.test('chunks end on transaction boundaries and a run stopped between chunks is
   const stop = new AbortController()
   let calls = 0
   // Abort after the first org finished: the others stop between chunks.
-  const stopped = await runRollup(jobContext(h.sql, config, { signal: stop.signal, progress: (done) => done >= 1 && stop.abort() }), { chunkEvents: 2, concurrency: 1 })
+  const stopped = await rollUpCommitted(jobContext(h.sql, config, { signal: stop.signal, progress: (done) => done >= 1 && stop.abort() }), { chunkEvents: 2, concurrency: 1 })
   t.equal(stopped.complete, false)
   t.ok(stopped.orgsDone >= 1 && stopped.orgsDone < 3, `stopped after ${stopped.orgsDone} org(s)`)
   const [mark] = await h.sql<{ low: string }[]>`select xid_low::text as low from rollup_state`
   t.equal(mark!.low, '0', 'the global mark does not move on an incomplete run')
 
-  const rest = await runRollup(jobContext(h.sql, config, { progress: () => calls++ }), { chunkEvents: 2 })
+  const rest = await rollUpCommitted(jobContext(h.sql, config, { progress: () => calls++ }), { chunkEvents: 2 })
   t.equal(rest.complete, true)
   t.equal(stopped.events + rest.events, 54, 'every event was read exactly once across both runs')
   t.ok(rest.chunks >= 9, `chunks of about 2 events (3-event batches are whole): ${rest.chunks}`)
@@ -126,7 +126,7 @@ t.test('GET /api/v1/orgs/:orgId/rollups', async (t) => {
     { event_id: randomUUID(), occurred_at: hourAgo(2), user_id: 'bob', course_id: 'c1', lesson_id: 'l1', type: 'lesson_started' },
   ])
   await ingestAnalytics(h.sql, [{ event_id: randomUUID(), occurred_at: hourAgo(3, 5), user_id: 'alice', name: 'page.view', course_id: 'c1' }])
-  await runRollup(jobContext(h.sql, workerConfig(h.url)))
+  await rollUpCommitted(jobContext(h.sql, workerConfig(h.url)))
   const admin = await h.token('ada', { orgId: 'org-a', role: 'admin' })
   const get = async (query: string, token = admin, org = 'org-a') =>
     h.app.inject({ method: 'GET', url: `/api/v1/orgs/${org}/rollups${query}`, headers: { authorization: `Bearer ${token}` } })

@@ -11,6 +11,7 @@ import type { Test } from 'tap'
 import { loadConfig, type Config } from '../../src/config.ts'
 import type { Sql } from '../../src/db/pool.ts'
 import type { JobContext } from '../../src/jobs/definition.ts'
+import { runRollup, type RollupOptions, type RollupSummary } from '../../src/workers/rollup.ts'
 import { TEST_SECRET } from '../helper.ts'
 
 export const WORKER_MAIN = fileURLToPath(new URL('../../src/workers/main.ts', import.meta.url))
@@ -109,6 +110,12 @@ export async function olderTransactionsEnded(sql: Sql, timeoutMs = 60000): Promi
   }, timeoutMs, 'the transactions begun before the final rollup to end')
 }
 
+/** A rollup run that sees every event committed before it (above): for tests that assert its counts. */
+export async function rollUpCommitted(context: JobContext, options?: RollupOptions): Promise<RollupSummary> {
+  await olderTransactionsEnded(context.sql)
+  return runRollup(context, options)
+}
+
 /**
  * The rollups recomputed from every raw event, written independently of the
  * worker's SQL: plain GROUP BYs over the event tables, in the same text form.
@@ -187,7 +194,7 @@ export function spawnWorker(t: Test, url: string, env: Record<string, string> = 
     child,
     output: () => output,
     exited,
-    waitFor(pattern, timeoutMs = 30000) {
+    waitFor(pattern, timeoutMs = 60_000) {
       return new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(check)
