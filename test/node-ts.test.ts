@@ -61,7 +61,9 @@ t.test('a signal sent to the launcher reaches the child', async (t) => {
   const child = spawn(process.execPath, ['--no-experimental-strip-types', launcher, waits], { stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.on('data', (chunk) => (output += chunk))
-  for (let i = 0; i < 100 && !output.includes('ready'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  // Two Node start-ups (the launcher, then its child): up to 30 s on a loaded machine.
+  for (let i = 0; i < 600 && !output.includes('ready'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+  t.equal(output, 'ready\n', 'the child started')
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   child.kill('SIGTERM')
   t.equal(await exited, 0)

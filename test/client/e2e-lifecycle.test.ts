@@ -59,8 +59,11 @@ t.test('a tab closed with a full queue: the events arrive when the app is opened
   block(site)
   const page = await openPage(context, site, token)
   const ids = await trackMany(page, { progress: 200, analytics: 200 })
-  await page.close({ runBeforeUnload: true })
-  await sleep(500) // a keepalive request sent on pagehide is answered 503 too
+  await page.close({ runBeforeUnload: true }) // (returns before the page is gone)
+  if (!page.isClosed()) await page.waitForEvent('close')
+  // A keepalive request sent on pagehide is answered 503 too, before the release.
+  await sleep(500)
+  await waitFor(() => site.recorder.requests.every((request) => request.finishedAt !== undefined), 10000, "the closed tab's requests answered")
   release(site)
   t.equal(await total(site), 0, 'nothing was stored while the server refused')
 
