@@ -11,6 +11,7 @@ import { checkedClaims } from '../auth/tokens.ts'
 import type { Config } from '../config.ts'
 import { Errors } from '../errors.ts'
 import { answerClientError } from './client-error.ts'
+import { closeGracefully } from './closing.ts'
 import { createErrorHandler, errorBody } from './error-handler.ts'
 import { parseJsonBodiesStrictly } from './json-body.ts'
 import { describeIngestion } from './openapi.ts'
@@ -115,7 +116,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     requestIdHeader: false,
     // One line per request, from our onResponse hook, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
-    return503OnClosing: true,
+    // Answered by closeGracefully, with a code and Retry-After.
+    return503OnClosing: false,
     // coerceTypes true, not Fastify's 'array': `{"events": 5}` must be a 400, not a batch of one.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
     schemaController: { compilersFactory: { buildValidator: bodiesAsSent } },
@@ -150,14 +152,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const reads = [route.method].flat().every((method) => method === 'GET' || method === 'HEAD')
     if (reads && !route.config?.public) route.handlerTimeout ??= READ_DEADLINE_MS
   })
-  // Closing ends idle keep-alive sockets, but one whose request is still in
-  // flight is not idle then, and Node would keep it open for keepAliveTimeout
-  // (75 s) after the answer: SIGTERM waited that long. From now on a socket
-  // ends as soon as its answer is sent and nothing else came on it.
-  app.addHook('preClose', (done) => {
-    app.server.keepAliveTimeout = 1
-    done()
-  })
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
@@ -183,6 +177,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const edge = options.edge ?? {}
   await app.register(metricsPlugin, { processMetrics: edge.processMetrics ?? true, route: config.METRICS_PORT === undefined })
   await app.register(corsPlugin, { origins: parseOrigins(config.CORS_ORIGINS) })
+  closeGracefully(app)
   await app.register(sheddingPlugin, {
     poolMax: config.DB_POOL_MAX,
     ...(edge.inFlightPerConnection ? { inFlightPerConnection: edge.inFlightPerConnection } : {}),
