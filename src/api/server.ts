@@ -1,5 +1,5 @@
-// Builds the app and listens. Shutdown drains in-flight requests (Fastify
-// answers new ones 503 while closing) before the pool closes in onClose.
+// Builds the app and listens. Shutdown drains in-flight requests (new ones
+// are answered 503, src/api/closing.ts) before the pool closes in onClose.
 import http from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../config.ts'
@@ -10,8 +10,14 @@ import { buildApp } from './app.ts'
 export interface RunningApi {
   app: FastifyInstance
   url: string
-  close(): Promise<void>
+  /** Drains requests in flight, cutting those still open after `deadlineMs`. */
+  close(deadlineMs?: number): Promise<void>
 }
+
+// Ingestion and reads have deadlines of their own, admin writes (a course
+// waiting on a lock) none: past this a shutdown stops waiting for them, so the
+// process ends within fly.toml's 45 s kill_timeout, its pool closed cleanly.
+const CLOSE_DEADLINE_MS = 30_000
 
 /** In embedded mode the dev secret signs tokens unless AUTH_JWT_SECRET is given. */
 export function withDevSecret(config: Config): Config {
@@ -65,7 +71,20 @@ async function listen(app: FastifyInstance, config: Config): Promise<RunningApi>
   const port = typeof address === 'object' && address ? address.port : config.PORT
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
   let closing: Promise<void> | undefined
-  return { app, url: `http://${host}:${port}`, close: () => (closing ??= app.close()) }
+  return { app, url: `http://${host}:${port}`, close: (deadlineMs = CLOSE_DEADLINE_MS) => (closing ??= closeWithin(app, deadlineMs)) }
+}
+
+async function closeWithin(app: FastifyInstance, deadlineMs: number): Promise<void> {
+  app.log.info('stopping: draining requests in flight')
+  const deadline = setTimeout(() => {
+    app.log.warn(`stopping: requests still in flight after ${deadlineMs} ms are cut off (their clients see the connection close, and may retry)`)
+    app.server.closeAllConnections()
+  }, deadlineMs)
+  try {
+    await app.close()
+  } finally {
+    clearTimeout(deadline)
+  }
 }
 
 class MetricsListenError extends Error {

@@ -2,7 +2,10 @@
 // answers the clients on its keep-alive sockets rather than resetting them.
 import http from 'node:http'
 import t, { type Test } from 'tap'
-import { build, progressEvent, seedOrg } from '../helper.ts'
+import { startApiOrExit } from '../../src/api/server.ts'
+import { mintToken } from '../../src/auth/tokens.ts'
+import { loadConfig } from '../../src/config.ts'
+import { build, progressEvent, seedOrg, TEST_SECRET, testDatabase, testPool } from '../helper.ts'
 import { eventually } from './edge-helper.ts'
 
 /** An app closing while one ingestion request is held in flight on a lock; release() lets it finish. */
@@ -71,4 +74,32 @@ t.test('a request on an idle keep-alive socket while closing: a coded 503 with R
   await release()
   t.equal((await request).status, 200)
   await closed
+})
+
+t.test('a shutdown stops waiting for a request with no deadline of its own (an admin write on a lock) after its deadline', async (t) => {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url)
+  const config = loadConfig({ DATABASE_URL: url, AUTH_JWT_SECRET: TEST_SECRET, PORT: '0', LOG_LEVEL: 'silent' })
+  const api = await startApiOrExit(config, { url, embedded: false, release: async () => {} })
+  const holder = await sql.reserve()
+  t.teardown(async () => {
+    await holder`rollback`
+    holder.release()
+  })
+  await holder`begin`
+  await holder`lock table courses in access exclusive mode`
+  const token = await mintToken(TEST_SECRET, { userId: 'ada', orgId: 'org-a', role: 'admin' })
+  const write = fetch(`${api.url}/api/v1/orgs/org-a/courses`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ courses: [{ courseId: 'c1', lessonCount: 3 }] }),
+  }).then((res) => res.status, (error: Error) => error.message)
+  const waiting = await eventually(async () =>
+    (await sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`).length > 0, 10_000)
+  t.ok(waiting, 'the write waits on the lock')
+  const started = Date.now()
+  await api.close(500)
+  // 0.5 s, then the pool's 5 s to end its queries; without the deadline, as long as the lock is held.
+  t.ok(Date.now() - started < 10_000, `closed ${Date.now() - started} ms after it began`)
+  t.equal(await write, 'fetch failed', 'the cut request saw its connection close')
 })
