@@ -47,8 +47,11 @@ async function buildDemoSdk(): Promise<boolean> {
 const demoPage = await buildDemoSdk()
 
 const api = await startApiOrExit(config, database)
+// The IPC channel is the worker's tie to this process: should this one be
+// killed outright (SIGKILL), the channel closes and the worker stops too
+// rather than run on, orphaned, holding the embedded database.
 const worker: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL('./workers/main.ts', import.meta.url))], {
-  stdio: 'inherit',
+  stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
   env: process.env,
 })
 worker.on('exit', (code, signal) => {

@@ -136,3 +136,19 @@ t.test('npm start on DATABASE_URL writes no demo data and prints no token', asyn
   child.kill('SIGTERM')
   t.equal((await exited)[0], 0)
 })
+
+t.test('npm start killed outright (SIGKILL): its worker stops too, rather than run on orphaned', async (t) => {
+  const url = await testDatabase(t)
+  const sql = testPool(t, url)
+  const { child } = startMain(t, 0, { DATABASE_URL: url, AUTH_JWT_SECRET: 'x'.repeat(40) })
+  let output = ''
+  child.stdout.on('data', (chunk) => (output += chunk))
+  child.stderr.on('data', (chunk) => (output += chunk))
+  const workerConnections = async () =>
+    (await sql<{ n: number }[]>`select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'learning-events-worker'`)[0]!.n
+  for (let i = 0; i < 600 && !(output.includes('Stop with Ctrl-C') && (await workerConnections()) > 0); i++) await new Promise((r) => setTimeout(r, 100))
+  t.ok((await workerConnections()) > 0, 'the worker is running')
+  child.kill('SIGKILL')
+  for (let i = 0; i < 450 && (await workerConnections()) > 0; i++) await new Promise((r) => setTimeout(r, 100))
+  t.equal(await workerConnections(), 0, 'the worker stopped within 45 s and closed its connections')
+})

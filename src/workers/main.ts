@@ -76,3 +76,13 @@ onShutdownSignal(async (signal) => {
   await sql.end({ timeout: 5 })
   await database.release()
 })
+
+// Started by `npm start` (src/main.ts) with an IPC channel: that process gone
+// (even before this worker was ready), stop as on SIGTERM.
+const stopWithParent = () => {
+  if (!stopping.signal.aborted) process.kill(process.pid, 'SIGTERM')
+}
+if (process.send) {
+  if (process.connected) process.once('disconnect', stopWithParent)
+  else stopWithParent()
+}
