@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp, type AppConfig } from '../src/api/app.ts'
 import { mintToken, type MintOptions } from '../src/auth/tokens.ts'
+import { ensurePartitions } from '../src/db/migrate.ts'
 import { createPool, type Sql } from '../src/db/pool.ts'
 import type { ProgressRow } from '../src/ingest/validate.ts'
 
@@ -54,7 +55,7 @@ const utcDay = () => new Date().toISOString().slice(0, 10)
 async function alignPartitionsToToday(url: string): Promise<void> {
   const sql = createPool(url, { max: 1 })
   try {
-    await sql`select ensure_partitions(${testConfig.RETENTION_DAYS}, 7)`
+    await ensurePartitions(sql, testConfig.RETENTION_DAYS, 7)
     const stale = await sql<{ partition_name: string }[]>`
       select partition_name from retention_partitions((now() at time zone 'UTC')::date - ${testConfig.RETENTION_DAYS}::int)`
     for (const { partition_name } of stale) await sql`drop table ${sql(partition_name)}`
@@ -92,7 +93,8 @@ export async function startClearOf(period: number, margin: number): Promise<void
   if (remaining < margin) await new Promise((resolve) => setTimeout(resolve, remaining + 1000))
 }
 
-export const UTC_DAY_MS = 86_400_000
+/** For tests whose expected partitions or days are counted from today, as the code under test counts them. */
+export const startClearOfMidnight = () => startClearOf(86_400_000, 60_000)
 
 /** A pool on the test's database, closed when the test ends. */
 export function testPool(t: Test, url: string, max = 4): Sql {

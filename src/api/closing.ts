@@ -6,6 +6,11 @@ import type { FastifyInstance } from 'fastify'
 import { Errors } from '../errors.ts'
 import { RETRY_AFTER_SECONDS } from './error-handler.ts'
 
+// Ingestion and reads have deadlines of their own, admin writes (a course
+// waiting on a lock) none: past this a shutdown stops waiting for them, so the
+// process ends within fly.toml's 45 s kill_timeout, its pool closed cleanly.
+export const CLOSE_DEADLINE_MS = 30_000
+
 // How long idle keep-alive sockets stay open once closing begins: a request
 // a client was already sending on one is answered rather than reset.
 const IDLE_GRACE_MS = 1000
@@ -38,4 +43,18 @@ export function closeGracefully(app: FastifyInstance): void {
     if (closing) reply.header('connection', 'close')
     done(null, payload)
   })
+}
+
+/** Closes a listening app, cutting the requests still in flight after `deadlineMs`. */
+export async function closeWithin(app: FastifyInstance, deadlineMs: number): Promise<void> {
+  app.log.info('stopping: draining requests in flight')
+  const deadline = setTimeout(() => {
+    app.log.warn(`stopping: requests still in flight after ${deadlineMs} ms are cut off (their clients see the connection close, and may retry)`)
+    app.server.closeAllConnections()
+  }, deadlineMs)
+  try {
+    await app.close()
+  } finally {
+    clearTimeout(deadline)
+  }
 }

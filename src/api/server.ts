@@ -6,6 +6,7 @@ import type { Config } from '../config.ts'
 import { exitAtStart, startFailure, type DatabaseLocation } from '../db/database.ts'
 import { loadDevSecrets } from '../dev-secrets.ts'
 import { buildApp } from './app.ts'
+import { CLOSE_DEADLINE_MS, closeWithin } from './closing.ts'
 
 export interface RunningApi {
   app: FastifyInstance
@@ -13,11 +14,6 @@ export interface RunningApi {
   /** Drains requests in flight, cutting those still open after `deadlineMs`. */
   close(deadlineMs?: number): Promise<void>
 }
-
-// Ingestion and reads have deadlines of their own, admin writes (a course
-// waiting on a lock) none: past this a shutdown stops waiting for them, so the
-// process ends within fly.toml's 45 s kill_timeout, its pool closed cleanly.
-const CLOSE_DEADLINE_MS = 30_000
 
 /** In embedded mode the dev secret signs tokens unless AUTH_JWT_SECRET is given. */
 export function withDevSecret(config: Config): Config {
@@ -72,19 +68,6 @@ async function listen(app: FastifyInstance, config: Config): Promise<RunningApi>
   const host = config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST
   let closing: Promise<void> | undefined
   return { app, url: `http://${host}:${port}`, close: (deadlineMs = CLOSE_DEADLINE_MS) => (closing ??= closeWithin(app, deadlineMs)) }
-}
-
-async function closeWithin(app: FastifyInstance, deadlineMs: number): Promise<void> {
-  app.log.info('stopping: draining requests in flight')
-  const deadline = setTimeout(() => {
-    app.log.warn(`stopping: requests still in flight after ${deadlineMs} ms are cut off (their clients see the connection close, and may retry)`)
-    app.server.closeAllConnections()
-  }, deadlineMs)
-  try {
-    await app.close()
-  } finally {
-    clearTimeout(deadline)
-  }
 }
 
 class MetricsListenError extends Error {

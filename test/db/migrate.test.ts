@@ -4,12 +4,12 @@ import os from 'node:os'
 import path from 'node:path'
 import t from 'tap'
 import { migrate, readMigrations, SQL_DIR } from '../../src/db/migrate.ts'
-import { emptyDatabase, startClearOf, testPool, UTC_DAY_MS } from '../helper.ts'
+import { emptyDatabase, startClearOfMidnight, testPool } from '../helper.ts'
 
 const options = { retentionDays: 3, aheadDays: 2 }
 
 t.test('two runners at once apply every migration exactly once', async (t) => {
-  await startClearOf(UTC_DAY_MS, 60_000) // its expected partitions are counted from today
+  await startClearOfMidnight()
   const url = await emptyDatabase(t)
   const [a, b] = [testPool(t, url, 2), testPool(t, url, 2)]
   const [appliedA, appliedB] = await Promise.all([migrate(a, options), migrate(b, options)])

@@ -3,7 +3,7 @@ import fs from 'node:fs'
 import t from 'tap'
 import { runJob } from '../../src/jobs/runner.ts'
 import { partitionsJob } from '../../src/workers/partitions.ts'
-import { build, startClearOf, UTC_DAY_MS } from '../helper.ts'
+import { build, startClearOfMidnight } from '../helper.ts'
 import { jobContext, scratchDir, spawnWorker, workerConfig } from './support.ts'
 
 const DAY = 86400000
@@ -11,7 +11,7 @@ const dayString = (offset: number) => new Date(Math.floor(Date.now() / DAY) * DA
 const compact = (day: string) => day.replaceAll('-', '')
 
 t.test('partition upkeep keeps RETENTION_DAYS back to PARTITIONS_AHEAD_DAYS ahead, and health shows it', async (t) => {
-  await startClearOf(UTC_DAY_MS, 60_000) // its expected partitions are counted from today
+  await startClearOfMidnight()
   const h = await build(t)
   const health = async () => (await h.app.inject({ method: 'GET', url: '/api/health' })).json()
   t.equal((await health()).workers.lastRunAt, null, 'no worker has run yet')
@@ -44,7 +44,7 @@ t.test('a worker process makes missing partitions at start', async (t) => {
 })
 
 t.test('npm run partitions on a new embedded database reports the partitions it made', async (t) => {
-  await startClearOf(UTC_DAY_MS, 60_000) // its expected partitions are counted from today
+  await startClearOfMidnight()
   // Starting the embedded server migrates it; were the partitions made then,
   // the run would report none created.
   const dataDir = scratchDir(t, 'partitions-script-')

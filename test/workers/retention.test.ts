@@ -6,7 +6,7 @@ import type { Sql } from '../../src/db/pool.ts'
 import { restoreSnapshot } from '../../src/workers/restore.ts'
 import { runRetention } from '../../src/workers/retention.ts'
 import { readManifest, verifyFile, writeSnapshot } from '../../src/workers/snapshot.ts'
-import { seedOrg, startClearOf, testDatabase, testPool, UTC_DAY_MS } from '../helper.ts'
+import { seedOrg, startClearOfMidnight, testDatabase, testPool } from '../helper.ts'
 import { ingestAnalytics, ingestProgress, jobContext, scratchDir, workerConfig } from './support.ts'
 
 const DAY = 86400000
@@ -43,7 +43,7 @@ async function rowsOf(sql: Sql, table: string): Promise<string[]> {
 const exists = async (sql: Sql, table: string) => (await sql<{ ok: boolean }[]>`select to_regclass(${table}) is not null as ok`)[0]!.ok
 
 t.test('old partitions are snapshotted, verified, then dropped; re-runs are idempotent; restore round-trips', async (t) => {
-  await startClearOf(UTC_DAY_MS, 60_000) // its expected partitions are counted from today
+  await startClearOfMidnight()
   const { url, sql, day, progress, analytics } = await withOldDay(t)
   const dir = scratchDir(t)
   const context = jobContext(sql, workerConfig(url, { SNAPSHOT_DIR: dir, RETENTION_DAYS: '30' }))
