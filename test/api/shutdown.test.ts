@@ -5,8 +5,13 @@ import t, { type Test } from 'tap'
 import { startApiOrExit } from '../../src/api/server.ts'
 import { mintToken } from '../../src/auth/tokens.ts'
 import { loadConfig } from '../../src/config.ts'
+import type { Sql } from '../../src/db/pool.ts'
 import { build, progressEvent, seedOrg, TEST_SECRET, testDatabase, testPool } from '../helper.ts'
 import { eventually } from './edge-helper.ts'
+
+/** Whether a request of this database is waiting on a lock, within 10 s. */
+const waitingOnLock = (sql: Sql) =>
+  eventually(async () => (await sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`).length > 0, 10_000)
 
 /** An app closing while one ingestion request is held in flight on a lock; release() lets it finish. */
 async function closingWithOneInFlight(t: Test, beforeClose: (port: number) => Promise<void> = async () => {}) {
@@ -25,9 +30,7 @@ async function closingWithOneInFlight(t: Test, beforeClose: (port: number) => Pr
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ events: [progressEvent()] }),
   })
-  const waiting = await eventually(async () =>
-    (await h.sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`).length > 0, 10_000)
-  t.ok(waiting, 'the request waits on the lock')
+  t.ok(await waitingOnLock(h.sql), 'the request waits on the lock')
   const closed = h.app.close()
   const release = () => holder`rollback`.then(() => holder.release())
   return { h, request, closed, release }
@@ -94,9 +97,7 @@ t.test('a shutdown stops waiting for a request with no deadline of its own (an a
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     body: JSON.stringify({ courses: [{ courseId: 'c1', lessonCount: 3 }] }),
   }).then((res) => res.status, (error: Error) => error.message)
-  const waiting = await eventually(async () =>
-    (await sql`select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`).length > 0, 10_000)
-  t.ok(waiting, 'the write waits on the lock')
+  t.ok(await waitingOnLock(sql), 'the write waits on the lock')
   const started = Date.now()
   await api.close(500)
   // 0.5 s, then the pool's 5 s to end its queries; without the deadline, as long as the lock is held.
