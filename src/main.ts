@@ -1,7 +1,8 @@
 // npm start: everything on one machine. Finds or boots the database (embedded
 // unless DATABASE_URL is set), migrates it, bundles the browser SDK for the
 // demo page, starts the API and one worker process, and prints how to use it.
-// Ctrl-C drains requests, stops the worker, then the embedded database.
+// Ctrl-C drains requests, stops the worker, then the embedded database;
+// during the start, it stops what has started so far.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { fileURLToPath } from 'node:url'
@@ -18,15 +19,45 @@ import { onShutdownSignal } from './shutdown.ts'
 const DEMO = { orgId: DEMO_ORG, courseId: 'course-1', userId: 'learner-1' }
 
 const config = withDevSecret(loadConfigOrExit())
-const database = await locateDatabase(config, (line) => console.log(line))
+
+// Ctrl-C may come at any point of the start, and the embedded server runs
+// detached (a Ctrl-C must not stop it under requests still draining), so it
+// would outlive a start cut short. The handler is installed before anything
+// starts: the step under way finishes (the database starting, a migration),
+// what has started stops, last first, and the start goes no further.
+const started: Array<() => Promise<void>> = []
+let step: Promise<unknown> = Promise.resolve()
+let stopping = false
+onShutdownSignal(async () => {
+  stopping = true
+  await step.catch(() => {})
+  for (const stop of started.reverse()) await stop()
+})
+
+/** Runs one step of the start and records how to stop what it started; once stopping, waits here for the exit. */
+async function startStep<T>(work: Promise<T>, stop?: (value: T) => Promise<void>): Promise<T> {
+  const recorded = work.then((value) => {
+    if (stop) started.push(() => stop(value))
+    return value
+  })
+  step = recorded
+  const value = await recorded
+  if (stopping) await new Promise(() => {}) // the signal handler exits the process
+  return value
+}
+
+const database = await startStep(
+  locateDatabase(config, (line) => console.log(line)),
+  (database) => database.release(),
+)
 const sql = createPool(database.url, { max: 1, applicationName: 'start' })
-await readySchemaOrExit(sql, database, config, { migrate: true, log: console.log })
+await startStep(readySchemaOrExit(sql, database, config, { migrate: true, log: console.log }))
 // The demo learner of the printed token: without an assignment its events
 // would be deferred. Only on the embedded database: DATABASE_URL may be a
 // school's production one, where a demo org and a 30-day token do not belong.
 // (withDevSecret gives the embedded database one whenever none is set.)
 const demoSecret = database.embedded ? config.AUTH_JWT_SECRET : undefined
-if (demoSecret) await seedDemo(sql, { learners: 1, courses: 1 })
+if (demoSecret) await startStep(seedDemo(sql, { learners: 1, courses: 1 }))
 await sql.end()
 
 /**
@@ -44,9 +75,11 @@ async function buildDemoSdk(): Promise<boolean> {
     return false
   }
 }
-const demoPage = await buildDemoSdk()
+const demoPage = await startStep(buildDemoSdk())
 
-const api = await startApiOrExit(config, database)
+// No stop of its own: one stopping now finds no request in it, and the exit
+// closes its socket. Once the worker runs, the two stop together.
+const api = await startStep(startApiOrExit(config, database))
 // The IPC channel is the worker's tie to this process: should this one be
 // killed outright (SIGKILL), the channel closes and the worker stops too
 // rather than run on, orphaned, holding the embedded database.
@@ -56,6 +89,12 @@ const worker: ChildProcess = spawn(process.execPath, [fileURLToPath(new URL('./w
 })
 worker.on('exit', (code, signal) => {
   if (!stopping) console.error(`worker exited (${signal ?? code}); the API keeps running`)
+})
+started.push(async () => {
+  const workerExited = new Promise<void>((resolve) => (worker.exitCode !== null ? resolve() : worker.once('exit', () => resolve())))
+  worker.kill('SIGTERM')
+  await api.close()
+  await workerExited
 })
 
 const running = `
@@ -90,12 +129,3 @@ Stop with Ctrl-C.
 `)
 }
 
-let stopping = false
-onShutdownSignal(async () => {
-  stopping = true
-  const workerExited = new Promise<void>((resolve) => (worker.exitCode !== null ? resolve() : worker.once('exit', () => resolve())))
-  worker.kill('SIGTERM')
-  await api.close()
-  await workerExited
-  await database.release()
-})

@@ -152,3 +152,22 @@ t.test('npm start killed outright (SIGKILL): its worker stops too, rather than r
   for (let i = 0; i < 450 && (await workerConnections()) > 0; i++) await new Promise((r) => setTimeout(r, 100))
   t.equal(await workerConnections(), 0, 'the worker stopped within 45 s and closed its connections')
 })
+
+t.test('Ctrl-C while npm start is still starting stops the embedded server it started, and starts nothing more', async (t) => {
+  const { child, dataDir } = startMain(t, 0)
+  const lockFile = path.join(dataDir, 'pg', 'postmaster.pid')
+  t.teardown(() => fs.existsSync(lockFile) && process.kill(Number.parseInt(fs.readFileSync(lockFile, 'utf8'), 10))) // on failure: no server left behind
+  let output = ''
+  child.stdout.on('data', (chunk) => (output += chunk))
+  child.stderr.on('data', (chunk) => (output += chunk))
+  for (let i = 0; i < 600 && !output.includes('embedded PostgreSQL: started'); i++) await new Promise((r) => setTimeout(r, 20))
+  t.match(output, /embedded PostgreSQL: started/, 'the database started')
+  // The server runs detached: only this process's handler can stop it. The
+  // signal lands while the new database is being migrated.
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  child.kill('SIGINT')
+  t.equal(await exited, 0, 'exits 0')
+  t.notMatch(output, /is running/, 'the start went no further')
+  t.match(output, /embedded PostgreSQL: stopped/, 'it says the database stopped')
+  t.notOk(fs.existsSync(lockFile), 'the embedded server is not running')
+})
