@@ -10,7 +10,7 @@ import { createPool } from '../db/pool.ts'
 import { readySchemaOrExit } from '../db/ready.ts'
 import { startBoss } from '../jobs/boss.ts'
 import type { JobContext, JobDefinition } from '../jobs/definition.ts'
-import { runJob } from '../jobs/runner.ts'
+import { recordRun, runJob } from '../jobs/runner.ts'
 import { onShutdownSignal } from '../shutdown.ts'
 import { partitionsJob } from './partitions.ts'
 import { jobs } from './registry.ts'
@@ -52,11 +52,15 @@ async function start() {
   })
 }
 const boss = await start().catch((error: unknown) => exitAtStart(database, startFailure(database, error, 'the worker'), () => sql.end({ timeout: 1 })))
+// The jobs running now, by id: those still running when the stop wait is over
+// are said and recorded, since they cannot record themselves any more.
+const running = new Map<string, { job: string; startedAt: Date }>()
 for (const definition of jobs) {
   await boss.work<object>(definition.name, { localConcurrency: definition.concurrency ?? 1, pollingIntervalSeconds: 2 }, async ([job]) => {
     if (!job) return {}
     const context = contextFor(definition, job.id, job.signal)
     context.log.info('job started')
+    running.set(job.id, { job: definition.name, startedAt: new Date() })
     try {
       const result = await runJob(definition, job.data ?? {}, context)
       context.log.info({ result }, 'job finished')
@@ -64,6 +68,8 @@ for (const definition of jobs) {
     } catch (error) {
       context.log.error({ err: error }, 'job failed')
       throw error
+    } finally {
+      running.delete(job.id)
     }
   })
 }
@@ -73,6 +79,12 @@ onShutdownSignal(async (signal) => {
   log.info({ signal }, 'worker stopping')
   stopping.abort()
   await boss.stop({ graceful: true, timeout: STOP_TIMEOUT_MS })
+  for (const [jobId, { job, startedAt }] of running) {
+    // pg-boss has failed it as it stopped, so the queue retries it; its
+    // handler, stuck (on a lock, say), is cut off when the pool closes.
+    log.warn({ job, jobId }, `job still running after the ${STOP_TIMEOUT_MS / 1000} s stop wait: cut off, to be retried`)
+    await recordRun(sql, job, startedAt, { jobId, error: `cut off: still running ${STOP_TIMEOUT_MS / 1000} s after the worker was asked to stop` }).catch(() => {})
+  }
   await sql.end({ timeout: 5 })
   await database.release()
 })
