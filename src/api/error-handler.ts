@@ -96,9 +96,11 @@ export function createErrorHandler(bodyLimit: number) {
   // A database that is down or refuses connections fails every request while
   // it lasts, and each is answered 503 DATABASE_UNAVAILABLE and counted by
   // status in the metrics: a warning at once, then one a minute with how many
-  // requests failed so (src/throttled.ts), not a stack trace per request.
+  // requests failed so (src/throttled.ts), not a stack trace per request. The
+  // cause is its code and message: a stack would show only the driver's or the
+  // deadline's timer.
   const reportUnavailable = throttled(({ error, log }: { error: FastifyError; log: FastifyBaseLogger }, occurrences: number) =>
-    log.warn({ err: error, occurrences }, 'answering 503 DATABASE_UNAVAILABLE'),
+    log.warn({ cause: { code: error.code, message: error.message }, occurrences }, 'answering 503 DATABASE_UNAVAILABLE'),
   )
   return function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
     const coded = toCodedError(error, bodyLimit)
