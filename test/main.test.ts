@@ -160,7 +160,7 @@ t.test('Ctrl-C while npm start is still starting stops the embedded server it st
   let output = ''
   child.stdout.on('data', (chunk) => (output += chunk))
   child.stderr.on('data', (chunk) => (output += chunk))
-  for (let i = 0; i < 600 && !output.includes('embedded PostgreSQL: started'); i++) await new Promise((r) => setTimeout(r, 20))
+  for (let i = 0; i < 3000 && !output.includes('embedded PostgreSQL: started'); i++) await new Promise((r) => setTimeout(r, 20))
   t.match(output, /embedded PostgreSQL: started/, 'the database started')
   // The server runs detached: only this process's handler can stop it. The
   // signal lands while the new database is being migrated.
