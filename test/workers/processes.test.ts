@@ -7,7 +7,7 @@ import { ensureSchedules, startBoss } from '../../src/jobs/boss.ts'
 import { coreJobs } from '../../src/workers/core-jobs.ts'
 import { jobs } from '../../src/workers/registry.ts'
 import { seedOrg, startClearOf, testDatabase, testPool } from '../helper.ts'
-import { eventually, ingestProgress, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig } from './support.ts'
+import { eventually, ingestProgress, recomputedRollups, rollupTables, scratchDir, spawnWorker, workerConfig, workerWithHeldRollup } from './support.ts'
 
 // Past tap's 180 s: the first test may wait a minute clear of a cron occurrence.
 t.setTimeout(360_000)
@@ -99,18 +99,8 @@ t.test('a worker killed mid-rollup: another worker retries its job within 45 s, 
       })))
     }
   }
-  // Hold org-4's watermark row: the worker's run gets past the others and blocks there.
-  await sql`insert into rollup_org_state (org_id) values ('org-4')`
-  const holder = await sql.reserve()
-  t.teardown(() => holder.release())
-  await holder`begin`
-  await holder`select * from rollup_org_state where org_id = 'org-4' for update`
-
-  const worker = spawnWorker(t, url, { SNAPSHOT_DIR: scratchDir(t) })
-  await worker.waitFor(/worker ready/)
-  const producer = await startBoss({ url, definitions: jobs, role: 'producer' })
-  t.teardown(() => producer.stop({ graceful: false }))
-  const jobId = await producer.send('rollup', {})
+  // The worker's run gets past the other orgs and blocks on org-4's row.
+  const { worker, holder, jobId } = await workerWithHeldRollup(t, sql, url, 'org-4')
   await eventually(async () => {
     const [row] = await sql<{ n: number }[]>`select count(*)::int as n from rollup_org_state where xid_high > '0'`
     return row!.n === orgs.length - 1 ? true : undefined
@@ -131,7 +121,7 @@ t.test('a worker killed mid-rollup: another worker retries its job within 45 s, 
   const other = spawnWorker(t, url, { SNAPSHOT_DIR: scratchDir(t) })
   const retried = await eventually(async () => {
     const [row] = await sql<{ state: string; retry_count: number }[]>`
-      select state, retry_count from pgboss.job where name = 'rollup' and id = ${jobId!}`
+      select state, retry_count from pgboss.job where name = 'rollup' and id = ${jobId}`
     return row?.state === 'completed' ? row : undefined
   }, 90000, "the killed worker's job to be retried and completed")
   const seconds = (Date.now() - killedAt) / 1000

@@ -3,10 +3,8 @@
 // record is lost with the pool), exits 0, and leaves the job to be retried.
 import { randomUUID } from 'node:crypto'
 import t from 'tap'
-import { startBoss } from '../../src/jobs/boss.ts'
-import { jobs } from '../../src/workers/registry.ts'
 import { seedOrg, testDatabase, testPool } from '../helper.ts'
-import { eventually, ingestProgress, scratchDir, spawnWorker } from './support.ts'
+import { eventually, ingestProgress, workerWithHeldRollup } from './support.ts'
 
 t.setTimeout(240_000)
 
@@ -17,18 +15,8 @@ t.test('a job stuck past the stop wait is said, recorded and left to be retried;
     await seedOrg(sql, org, [{ courseId: 'c1', lessonCount: 1 }], ['u1'])
     await ingestProgress(sql, [{ event_id: randomUUID(), occurred_at: new Date().toISOString(), user_id: 'u1', course_id: 'c1', lesson_id: 'l0', type: 'lesson_started', org_hint: org }])
   }
-  // Hold org-2's watermark row: the rollup gets past org-1 and waits there.
-  await sql`insert into rollup_org_state (org_id) values ('org-2')`
-  const holder = await sql.reserve()
-  t.teardown(() => holder.release())
-  await holder`begin`
-  await holder`select * from rollup_org_state where org_id = 'org-2' for update`
-
-  const worker = spawnWorker(t, url, { SNAPSHOT_DIR: scratchDir(t) })
-  await worker.waitFor(/worker ready/)
-  const producer = await startBoss({ url, definitions: jobs, role: 'producer' })
-  t.teardown(() => producer.stop({ graceful: false }))
-  await producer.send('rollup', {})
+  // The rollup gets past org-1 and waits on org-2's row.
+  const { worker, holder } = await workerWithHeldRollup(t, sql, url, 'org-2')
   await eventually(async () => {
     const [row] = await sql<{ n: number }[]>`
       select count(*)::int as n from pg_stat_activity

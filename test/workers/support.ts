@@ -10,7 +10,9 @@ import pino from 'pino'
 import type { Test } from 'tap'
 import { loadConfig, type Config } from '../../src/config.ts'
 import type { Sql } from '../../src/db/pool.ts'
+import { startBoss } from '../../src/jobs/boss.ts'
 import type { JobContext } from '../../src/jobs/definition.ts'
+import { jobs } from '../../src/workers/registry.ts'
 import { runRollup, type RollupOptions, type RollupSummary } from '../../src/workers/rollup.ts'
 import { TEST_SECRET } from '../helper.ts'
 
@@ -222,4 +224,24 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, timeout
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
+}
+
+/**
+ * A worker process running a rollup that waits on `heldOrg`'s watermark row,
+ * locked by the test until it rolls back `holder`: the run gets past the other
+ * orgs and blocks there. Resolves with the job's id once the worker is ready.
+ */
+export async function workerWithHeldRollup(t: Test, sql: Sql, url: string, heldOrg: string) {
+  await sql`insert into rollup_org_state (org_id) values (${heldOrg})`
+  const holder = await sql.reserve()
+  t.teardown(() => holder.release())
+  await holder`begin`
+  await holder`select * from rollup_org_state where org_id = ${heldOrg} for update`
+
+  const worker = spawnWorker(t, url, { SNAPSHOT_DIR: scratchDir(t) })
+  await worker.waitFor(/worker ready/)
+  const producer = await startBoss({ url, definitions: jobs, role: 'producer' })
+  t.teardown(() => producer.stop({ graceful: false }))
+  const jobId = (await producer.send('rollup', {}))!
+  return { worker, holder, jobId }
 }
